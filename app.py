@@ -1,0 +1,80 @@
+"""The Flask application factory: `gunicorn 'app:create_app()'` and the tests build the shop here.
+
+`create_app(config)` reads the configuration (environment, `.env`, then `config` overrides), builds the
+collaborators (orders store, eSIM Go client, catalogue cache) onto `app.extensions`, registers the routes
+and starts the catalogue's background refresh. Nothing touches the network at import time.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, jsonify
+
+import extensions
+from catalogue import Catalogue
+from config import load_config
+from errors import register_error_handlers
+from esimgo import EsimGoClient
+from pricing import PriceSettings
+from storage import OrderStore
+
+log = logging.getLogger("esimsdata")
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    settings = load_config(config)
+    _configure_logging()
+    app = Flask(__name__)
+    app.config.update(settings)
+    app.json.sort_keys = False  # keep our field order in answers (jq-friendly, readable)
+
+    data_dir = Path(settings["DATA_DIR"])
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if settings["DEMO_MODE"]:
+        import demo  # only demo mode needs the sandboxes
+
+        demo.ensure_sandboxes()
+        log.warning("DEMO MODE: no ESIMGO_API_KEY/TELEGRAM_BOT_TOKEN set; using the local eSIM Go and "
+                    "Telegram sandboxes (%s, %s). Nothing here is real.",
+                    settings["ESIMGO_BASE_URL"], settings["TELEGRAM_API_URL"])
+
+    store = OrderStore(data_dir / "orders.json", lock_timeout=float(settings["STORAGE_LOCK_TIMEOUT"]))
+    client = EsimGoClient(settings["ESIMGO_BASE_URL"], settings["ESIMGO_API_KEY"])
+    catalogue = Catalogue(
+        client,
+        data_dir / "catalogue.json",
+        PriceSettings.from_config(settings),
+        refresh_seconds=float(settings["CATALOGUE_REFRESH_HOURS"]) * 3600,
+        retry_seconds=float(settings["CATALOGUE_RETRY_SECONDS"]),
+    )
+    extensions.init(app, store=store, esimgo=client, catalogue=catalogue)
+
+    register_error_handlers(app)
+    from shop_api import bp as shop_api_bp
+
+    app.register_blueprint(shop_api_bp)
+
+    @app.get("/healthz")
+    def healthz():  # type: ignore[no-untyped-def]
+        storage_state = store.check()
+        catalogue_state = catalogue.state()
+        healthy = storage_state["ok"] and catalogue_state["ok"]
+        body = {"ok": healthy, "demo": settings["DEMO_MODE"], "storage": storage_state,
+                "catalogue": catalogue_state}
+        return jsonify(body), 200 if healthy else 503
+
+    if str(settings["CATALOGUE_BACKGROUND"]).lower() not in ("0", "false", "no", ""):
+        catalogue.start_background()
+    else:
+        catalogue.load_from_disk()
+    return app
+
+
+def _configure_logging() -> None:
+    # Dated lines on stderr: PM2 and gunicorn collect them (pm2 logs esimsdata).
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s")

@@ -1,0 +1,162 @@
+"""Configuration: reads the environment and `.env` once at start-up into one plain dict (SPEC §3).
+
+`load_config(overrides)` is the only place that knows variable names, defaults, demo mode and what
+production refuses to start without. Everything else reads `app.config[...]`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from dotenv import dotenv_values
+
+ROOT = Path(__file__).resolve().parent
+
+# The sandboxes' fixed ports in demo mode (SPEC §8); tests start their own on free ports instead.
+DEMO_ESIMGO_PORT = 8101
+DEMO_TELEGRAM_PORT = 8102
+DEMO_ESIMGO_KEY = "sandbox-key"
+# Not a secret: a well-formed token the Bot API sandbox accepts, so the demo can sign initData.
+DEMO_BOT_TOKEN = "1000000001:DEMO-esimsdata-sandbox-token"
+
+DEFAULTS: dict[str, Any] = {
+    "APP_ENV": "development",
+    "TELEGRAM_BOT_TOKEN": "",
+    "TELEGRAM_WEBHOOK_SECRET": "",
+    "TELEGRAM_API_URL": "https://api.telegram.org",
+    "ESIMGO_API_KEY": "",
+    "ESIMGO_BASE_URL": "https://api.esim-go.com/v2.4",
+    "PUBLIC_BASE_URL": "",
+    "DATA_DIR": str(ROOT / "data"),
+    "ADMIN_TOKEN": "",
+    "ADMIN_PASSWORD": "",
+    "ADMIN_TELEGRAM_IDS": "",
+    "SERVICE_TOKEN": "",
+    "SUPPORT_CONTACT": "@esimsdata_support",
+    # Pricing (SPEC §5); defaults are the earlier version's.
+    "MARKUP": "1.29",
+    "STARS_MARKUP": "1.05",
+    "STARS_FEE": "0.25",
+    "STARS_USD_RATE": "0.013",
+    "COUNTRY_MARKUPS": "",  # "TH:10,US:5" = +10 % for Thailand, +5 % for the USA
+    # Catalogue cache (SPEC §5): refreshed daily; a failed refresh is retried sooner.
+    "CATALOGUE_REFRESH_HOURS": "24",
+    "CATALOGUE_RETRY_SECONDS": "60",
+    "CATALOGUE_BACKGROUND": "1",  # tests switch the thread off and load explicitly
+    # Buyer auth (SPEC §4): initData older than this is refused.
+    "INITDATA_MAX_AGE_SECONDS": "86400",
+    "STORAGE_LOCK_TIMEOUT": "10",
+    "DEMO_MODE": False,
+}
+
+# Production refuses to start without these (SPEC §3).
+PRODUCTION_REQUIRED = (
+    "TELEGRAM_BOT_TOKEN",
+    "TELEGRAM_WEBHOOK_SECRET",
+    "ESIMGO_API_KEY",
+    "PUBLIC_BASE_URL",
+    "ADMIN_TOKEN",
+    "SERVICE_TOKEN",
+)
+
+
+class ConfigError(RuntimeError):
+    """The configuration cannot run the shop; the message says what to set."""
+
+
+def _from_environment(env_file: Path) -> dict[str, str]:
+    """`.env` values overlaid by the real environment (so PM2/systemd settings win over the file)."""
+    values = {k: v for k, v in dotenv_values(env_file).items() if v is not None} if env_file.exists() else {}
+    values.update({k: v for k, v in os.environ.items() if k in DEFAULTS or k == "BOT_TOKEN"})
+    return values
+
+
+def load_config(overrides: Mapping[str, Any] | None = None, env_file: Path | None = None) -> dict[str, Any]:
+    """Build the app's config: defaults, then `.env`/environment, then `overrides` (tests)."""
+    config: dict[str, Any] = dict(DEFAULTS)
+    # ESIMSDATA_ENV_FILE lets tests (and unusual layouts) point away from the project's own .env.
+    source = _from_environment(env_file or Path(os.environ.get("ESIMSDATA_ENV_FILE") or ROOT / ".env"))
+    if not source.get("TELEGRAM_BOT_TOKEN") and source.get("BOT_TOKEN"):
+        source["TELEGRAM_BOT_TOKEN"] = source["BOT_TOKEN"]
+    source.pop("BOT_TOKEN", None)
+    config.update(source)
+    config.update(overrides or {})
+
+    production = config["APP_ENV"] == "production"
+    if production:
+        missing = [name for name in PRODUCTION_REQUIRED if not config.get(name)]
+        if missing:
+            raise ConfigError(
+                "APP_ENV=production but these settings are empty: " + ", ".join(missing)
+                + ". Set them in .env (see .env.example)."
+            )
+    if not config["ESIMGO_API_KEY"] and not config["TELEGRAM_BOT_TOKEN"]:
+        _enter_demo_mode(config)
+    elif not config["ESIMGO_API_KEY"] or not config["TELEGRAM_BOT_TOKEN"]:
+        raise ConfigError(
+            "Set both ESIMGO_API_KEY and TELEGRAM_BOT_TOKEN for a live shop, or neither for demo mode."
+        )
+    if not config["PUBLIC_BASE_URL"]:
+        config["PUBLIC_BASE_URL"] = "http://127.0.0.1:8000"
+    config["PUBLIC_BASE_URL"] = config["PUBLIC_BASE_URL"].rstrip("/")
+    config["TELEGRAM_API_URL"] = config["TELEGRAM_API_URL"].rstrip("/")
+    config["ESIMGO_BASE_URL"] = config["ESIMGO_BASE_URL"].rstrip("/")
+    config["DATA_DIR"] = str(Path(config["DATA_DIR"]))
+    config["ADMIN_IDS"] = parse_id_list(config["ADMIN_TELEGRAM_IDS"])
+    config["COUNTRY_MARKUP_PERCENT"] = parse_country_markups(config["COUNTRY_MARKUPS"])
+    for name in ("MARKUP", "STARS_MARKUP", "STARS_FEE", "STARS_USD_RATE"):
+        config[name] = _decimal(name, config[name])
+    return config
+
+
+def _enter_demo_mode(config: dict[str, Any]) -> None:
+    if config["APP_ENV"] == "production":  # unreachable: production already demanded both keys
+        raise ConfigError("Demo mode is not allowed with APP_ENV=production.")
+    config.update(
+        DEMO_MODE=True,
+        ESIMGO_API_KEY=DEMO_ESIMGO_KEY,
+        ESIMGO_BASE_URL=f"http://127.0.0.1:{DEMO_ESIMGO_PORT}/v2.4",
+        TELEGRAM_BOT_TOKEN=DEMO_BOT_TOKEN,
+        TELEGRAM_API_URL=f"http://127.0.0.1:{DEMO_TELEGRAM_PORT}",
+    )
+
+
+def parse_id_list(text: str) -> tuple[int, ...]:
+    """"1, 2,3" -> (1, 2, 3); anything that is not a number is a configuration error."""
+    ids = []
+    for part in str(text or "").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if not part.lstrip("-").isdigit():
+            raise ConfigError(f"ADMIN_TELEGRAM_IDS must be numeric Telegram user ids, got {part!r}.")
+        ids.append(int(part))
+    return tuple(ids)
+
+
+def parse_country_markups(text: str) -> dict[str, Decimal]:
+    """"TH:10,US:5" -> {"TH": Decimal("10"), "US": Decimal("5")} (percent per ISO country)."""
+    markups: dict[str, Decimal] = {}
+    for part in str(text or "").split(","):
+        if not part.strip():
+            continue
+        code, sep, value = part.partition(":")
+        code = code.strip().upper()
+        if not sep or len(code) != 2 or not code.isalpha():
+            raise ConfigError(f"COUNTRY_MARKUPS entries look like TH:10, got {part.strip()!r}.")
+        markups[code] = _decimal("COUNTRY_MARKUPS", value.strip())
+    return markups
+
+
+def _decimal(name: str, value: Any) -> Decimal:
+    try:
+        result = Decimal(str(value))
+    except InvalidOperation:
+        raise ConfigError(f"{name} must be a number, got {value!r}.") from None
+    if not result.is_finite():
+        raise ConfigError(f"{name} must be a finite number, got {value!r}.")
+    return result

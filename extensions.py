@@ -1,0 +1,38 @@
+"""The app's collaborators, hung on `app.extensions["esimsdata"]` by `create_app()` and read back here.
+
+Routes, the bot and scripts ask for `store()`, `esimgo()`, `catalogue()` instead of importing globals,
+so every app (tests build many) has its own.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from flask import Flask, current_app
+
+if TYPE_CHECKING:
+    from catalogue import Catalogue
+    from esimgo import EsimGoClient
+    from storage import OrderStore
+
+KEY = "esimsdata"
+
+
+def init(app: Flask, **collaborators: Any) -> None:
+    app.extensions.setdefault(KEY, {}).update(collaborators)
+
+
+def get(name: str, app: Flask | None = None) -> Any:
+    return (app or current_app).extensions[KEY][name]
+
+
+def store(app: Flask | None = None) -> OrderStore:
+    return get("store", app)
+
+
+def esimgo(app: Flask | None = None) -> EsimGoClient:
+    return get("esimgo", app)
+
+
+def catalogue(app: Flask | None = None) -> Catalogue:
+    return get("catalogue", app)

@@ -1,0 +1,130 @@
+"""The order record: its fields, its statuses and the moves between them, and what a buyer may see of it
+(SPEC §6). Storage of the records is `storage.py`; what drives the moves is the purchase code.
+
+    awaiting_payment ──> paid ──> provisioning ──> completed
+          │  ^             │            │
+          v  │(paid late)  └────> failed <┘ ──> refunded
+        expired
+
+Status only moves along these arrows; a move backwards is refused.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+AWAITING_PAYMENT = "awaiting_payment"
+PAID = "paid"
+PROVISIONING = "provisioning"
+COMPLETED = "completed"
+EXPIRED = "expired"
+FAILED = "failed"
+REFUNDED = "refunded"
+
+TRANSITIONS: dict[str, frozenset[str]] = {
+    AWAITING_PAYMENT: frozenset({PAID, EXPIRED}),
+    # Telegram may still deliver a payment for an order we had expired: the money is real, so it is taken
+    # forward to fulfilment (or a refund) rather than ignored.
+    EXPIRED: frozenset({PAID}),
+    PAID: frozenset({PROVISIONING, COMPLETED, FAILED}),
+    PROVISIONING: frozenset({COMPLETED, FAILED}),
+    FAILED: frozenset({REFUNDED}),
+    COMPLETED: frozenset(),
+    REFUNDED: frozenset(),
+}
+STATUSES = frozenset(TRANSITIONS)
+
+# The earlier version's field names (SPEC §6) that an operator may seed through POST /api/orders.
+SEED_FIELDS = (
+    "id", "telegram_user_id", "telegram_username", "orderReference", "bundle_name", "provider_product_id",
+    "country_code", "country_name", "price", "cost", "stars", "currency", "payment_method", "source",
+    "customer", "telegram_payment_charge_id", "status", "iccid", "matchingId", "smdpAddress",
+    "created_at", "updated_at",
+)
+MONEY_FIELDS = ("price", "cost")
+
+# What a buyer sees of their own order: no cost, no internal errors.
+BUYER_FIELDS = (
+    "id", "status", "bundle_name", "country_code", "country_name", "price", "stars", "currency",
+    "created_at", "paid_at", "delivered_at", "iccid", "matchingId", "smdpAddress", "usage", "data_mb",
+    "duration_days", "unlimited", "top_up_of",
+)
+
+
+class OrderInputError(ValueError):
+    """A seed field has a value an order cannot hold; the message names the field."""
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def new_order_id() -> str:
+    """Our order id: the invoice payload (1-128 bytes), readable in logs, unguessable."""
+    return f"ord_{datetime.now(UTC):%Y%m%d}_{secrets.token_hex(5)}"
+
+
+def can_move(current: str, new: str) -> bool:
+    return current == new or new in TRANSITIONS.get(current, frozenset())
+
+
+def move(order: dict[str, Any], new: str, **fields: Any) -> None:
+    """Set `order`'s status to `new` (with `fields`), or raise ValueError if that move goes backwards."""
+    current = order.get("status", AWAITING_PAYMENT)
+    if not can_move(current, new):
+        raise ValueError(f"order {order.get('id')}: status {current} cannot become {new}")
+    order.update(fields)
+    order["status"] = new
+    order["updated_at"] = now_iso()
+
+
+def buyer_view(order: dict[str, Any]) -> dict[str, Any]:
+    """The part of an order its buyer may see."""
+    return {k: order[k] for k in BUYER_FIELDS if k in order}
+
+
+def clean_seed(body: Any) -> dict[str, Any]:
+    """Validate an operator's seed body: only known fields, with the types an order holds."""
+    if not isinstance(body, dict):
+        raise OrderInputError("The body must be a JSON object of order fields.")
+    unknown = sorted(set(body) - set(SEED_FIELDS))
+    if unknown:
+        raise OrderInputError(f"Unknown order fields: {', '.join(unknown)}.")
+    clean: dict[str, Any] = {}
+    for key, value in body.items():
+        if value is None:
+            continue
+        if key == "telegram_user_id":
+            if isinstance(value, bool) or not str(value).strip().isdigit():
+                raise OrderInputError("telegram_user_id must be a numeric Telegram user id.")
+            clean[key] = int(str(value).strip())
+        elif key in MONEY_FIELDS:
+            try:
+                amount = Decimal(str(value))
+            except InvalidOperation:
+                raise OrderInputError(f"{key} must be a number of US dollars.") from None
+            if isinstance(value, bool) or not amount.is_finite() or amount < 0:
+                raise OrderInputError(f"{key} must be a non-negative number of US dollars.")
+            clean[key] = amount.quantize(Decimal("0.0001")).normalize() if amount else Decimal(0)
+        elif key == "stars":
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise OrderInputError("stars must be a whole, non-negative number.")
+            clean[key] = value
+        elif key == "status":
+            if value not in STATUSES:
+                raise OrderInputError(f"status must be one of: {', '.join(sorted(STATUSES))}.")
+            clean[key] = value
+        elif key == "customer":
+            if not isinstance(value, (dict, str)):
+                raise OrderInputError("customer must be an object or a string.")
+            clean[key] = value
+        else:
+            if not isinstance(value, (str, int)) or isinstance(value, bool):
+                raise OrderInputError(f"{key} must be a string.")
+            clean[key] = str(value)
+    if "id" in clean and not (1 <= len(clean["id"].encode()) <= 128):
+        raise OrderInputError("id must be 1 to 128 bytes (it is the invoice payload).")
+    return clean

@@ -1,0 +1,52 @@
+"""Sale prices: the one place a bundle's eSIM Go cost becomes what the buyer pays (SPEC §5).
+
+usd   = cost × MARKUP × (1 + country markup % / 100) × STARS_MARKUP, rounded half-up to cents
+stars = max(1, ceil(usd / (1 − STARS_FEE) / STARS_USD_RATE))
+
+All arithmetic is `Decimal`; Stars are an `int`. Prices are computed only here, on the server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
+from typing import Any
+
+CENT = Decimal("0.01")
+
+
+@dataclass(frozen=True)
+class PriceSettings:
+    markup: Decimal = Decimal("1.29")
+    stars_markup: Decimal = Decimal("1.05")
+    stars_fee: Decimal = Decimal("0.25")
+    stars_usd_rate: Decimal = Decimal("0.013")
+    country_markup_percent: Mapping[str, Decimal] = field(default_factory=dict)
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> PriceSettings:
+        return cls(
+            markup=config["MARKUP"],
+            stars_markup=config["STARS_MARKUP"],
+            stars_fee=config["STARS_FEE"],
+            stars_usd_rate=config["STARS_USD_RATE"],
+            country_markup_percent=dict(config["COUNTRY_MARKUP_PERCENT"]),
+        )
+
+
+@dataclass(frozen=True)
+class Price:
+    usd: Decimal
+    stars: int
+
+
+def sale_price(cost: Decimal, country_code: str | None, settings: PriceSettings) -> Price:
+    """The buyer's price for a bundle costing `cost` USD; `country_code` picks a country markup (None for regional)."""
+    if not isinstance(cost, Decimal):
+        raise TypeError("cost must be a Decimal")
+    country_pct = settings.country_markup_percent.get((country_code or "").upper(), Decimal(0))
+    usd = cost * settings.markup * (1 + country_pct / 100) * settings.stars_markup
+    usd = usd.quantize(CENT, rounding=ROUND_HALF_UP)
+    stars = (usd / (1 - settings.stars_fee) / settings.stars_usd_rate).to_integral_value(rounding=ROUND_CEILING)
+    return Price(usd=usd, stars=max(1, int(stars)))

@@ -1,0 +1,106 @@
+"""The shop's JSON API for the Mini App and operators: catalogue at sale prices, and orders (SPEC §4).
+
+Public catalogue routes read the in-memory catalogue only (never eSIM Go, never cost prices). Order routes
+are authenticated: a buyer sees only their own orders; operators seed orders with the service token.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+import extensions
+from auth import buyer_required, current_buyer, service_required
+from errors import api_error
+from orders import AWAITING_PAYMENT, OrderInputError, buyer_view, can_move, clean_seed, new_order_id, now_iso
+from storage import find_order
+
+bp = Blueprint("shop_api", __name__, url_prefix="/api")
+
+
+def _catalogue_index():
+    index = extensions.catalogue().index
+    if index is None:
+        return None, api_error(503, "catalogue_loading", "Plans are loading. Please try again in a moment.")
+    return index, None
+
+
+@bp.get("/esimgo/countries")
+def countries() -> Response | tuple[Response, int]:
+    index, error = _catalogue_index()
+    if error:
+        return error
+    listing = index.listing()
+    listing["demo"] = bool(current_app.config["DEMO_MODE"])
+    return jsonify(listing)
+
+
+@bp.get("/esimgo/bundles")
+def bundles() -> Response | tuple[Response, int]:
+    index, error = _catalogue_index()
+    if error:
+        return error
+    country = request.args.get("country", "").strip().upper()
+    region = request.args.get("region", "").strip().lower()
+    if country:
+        key = ("local", country)
+    elif region:
+        key = ("regional", region)
+    elif "global" in request.args:
+        key = ("global", "global")
+    else:
+        return api_error(400, "missing_area", "Say which plans: ?country=TH, ?region=europe or ?global.")
+    plans = index.by_area.get(key)
+    if not plans:
+        return api_error(404, "unknown_area", "We have no plans for that destination.")
+    kind_filter = request.args.get("type", "").strip().lower()
+    if kind_filter in ("standard", "unlimited"):
+        plans = [p for p in plans if p.bundle.unlimited == (kind_filter == "unlimited")]
+    return jsonify(area=index.summary(*key), kind=key[0], bundles=[p.public() for p in plans],
+                   updated_at=index.fetched_at)
+
+
+@bp.get("/orders")
+@buyer_required
+def my_orders() -> Response:
+    buyer = current_buyer()
+    # Only ever the caller's own orders: the id comes from validated initData; any userId parameter is ignored.
+    orders = extensions.store().orders_for_user(buyer.id)
+    return jsonify(orders=[buyer_view(o) for o in reversed(orders)])
+
+
+@bp.post("/orders")
+@service_required
+def seed_order() -> Response | tuple[Response, int]:
+    body = request.get_json(silent=True)
+    try:
+        fields = clean_seed(body)
+    except OrderInputError as exc:
+        return api_error(400, "invalid_order", str(exc))
+    with extensions.store().transaction() as data:
+        existing = find_order(data, fields["id"]) if "id" in fields else None
+        if existing is None:
+            if "telegram_user_id" not in fields:
+                return api_error(400, "invalid_order", "A new order needs telegram_user_id.")
+            order = {"id": new_order_id(), "status": AWAITING_PAYMENT, "currency": "XTR",
+                     "payment_method": "telegram_stars", "source": "telegram_mini_app", "created_at": now_iso()}
+            order.update(fields)
+            order.setdefault("updated_at", order["created_at"])
+            data.setdefault(str(order["telegram_user_id"]), []).append(order)
+            created = True
+        else:
+            user = fields.get("telegram_user_id", existing.get("telegram_user_id"))
+            if str(user) != str(existing.get("telegram_user_id")):
+                return api_error(409, "owner_mismatch", "That order belongs to another Telegram user.")
+            new_status = fields.get("status", existing.get("status", AWAITING_PAYMENT))
+            if not can_move(existing.get("status", AWAITING_PAYMENT), new_status):
+                return api_error(409, "status_backwards",
+                                 f"Status {existing.get('status')} cannot go back to {new_status}.")
+            existing.update(fields)  # fields not given are kept
+            existing["updated_at"] = fields.get("updated_at", now_iso())
+            order, created = existing, False
+        result = copy.deepcopy(order)
+    current_app.logger.info("operator %s order %s for user %s", "created" if created else "updated",
+                            result["id"], result.get("telegram_user_id"))
+    return jsonify(order=result, created=created), 201 if created else 200

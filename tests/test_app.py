@@ -1,0 +1,180 @@
+"""Start-up and operations: config rules, demo mode, /healthz, and the real gunicorn command (SPEC §3, §4)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from app import create_app
+from config import ConfigError, load_config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_healthz_reports_storage_and_catalogue(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["ok"] is True and body["demo"] is False
+    assert body["storage"]["ok"] is True and body["catalogue"]["bundles"] > 1000
+
+
+def test_healthz_is_503_when_the_orders_file_is_corrupt(client, data_dir):
+    (data_dir / "orders.json").write_text("{broken")
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    assert "not valid JSON" in response.get_json()["storage"]["error"]
+
+
+def test_a_corrupt_orders_file_gives_buyers_a_503_not_a_500(client, data_dir, tma):
+    (data_dir / "orders.json").write_text("{broken")
+    response = client.get("/api/orders", headers={"Authorization": tma(1)})
+    assert response.status_code == 503
+    assert response.get_json()["error"] == "storage_unavailable"
+    assert (data_dir / "orders.json").read_text() == "{broken"
+
+
+def test_unknown_api_routes_answer_json(client):
+    response = client.get("/api/nope")
+    assert response.status_code == 404 and response.get_json()["error"] == "not_found"
+
+
+def test_production_refuses_to_start_without_its_secrets():
+    with pytest.raises(ConfigError) as info:
+        load_config({"APP_ENV": "production", "TELEGRAM_BOT_TOKEN": "1:x", "ESIMGO_API_KEY": "k"})
+    for name in ("TELEGRAM_WEBHOOK_SECRET", "PUBLIC_BASE_URL", "ADMIN_TOKEN", "SERVICE_TOKEN"):
+        assert name in str(info.value)
+    with pytest.raises(ConfigError):  # and never falls back to demo mode
+        load_config({"APP_ENV": "production"})
+
+
+def test_half_configured_vendors_are_a_clear_error():
+    with pytest.raises(ConfigError, match="both"):
+        load_config({"ESIMGO_API_KEY": "real-key"})
+
+
+def test_no_keys_means_demo_mode_against_the_local_sandboxes():
+    config = load_config({})
+    assert config["DEMO_MODE"] is True
+    assert config["ESIMGO_BASE_URL"].startswith("http://127.0.0.1:")
+    assert config["TELEGRAM_API_URL"].startswith("http://127.0.0.1:")
+
+
+def test_bot_token_alias_and_env_file(tmp_path, monkeypatch):
+    env = tmp_path / ".env"
+    env.write_text("BOT_TOKEN=42:from-file\nESIMGO_API_KEY=file-key\nCOUNTRY_MARKUPS=TH:10\n")
+    config = load_config(env_file=env)
+    assert config["TELEGRAM_BOT_TOKEN"] == "42:from-file" and config["DEMO_MODE"] is False
+    monkeypatch.setenv("ESIMGO_API_KEY", "env-key")  # the process environment wins over the file
+    assert load_config(env_file=env)["ESIMGO_API_KEY"] == "env-key"
+
+
+def test_importing_the_app_touches_no_network():
+    code = ("import socket\n"
+            "def refuse(*a, **k): raise AssertionError('network at import time')\n"
+            "socket.socket.connect = refuse\n"
+            "import app, bot\n" if (ROOT / "bot.py").exists() else
+            "import socket\n"
+            "def refuse(*a, **k): raise AssertionError('network at import time')\n"
+            "socket.socket.connect = refuse\n"
+            "import app\n")
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 60) -> requests.Response:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        assert proc.poll() is None, "gunicorn exited early"
+        try:
+            response = requests.get(url + "/healthz", timeout=2)
+            if response.status_code == 200:
+                return response
+        except requests.RequestException:
+            pass
+        time.sleep(0.3)
+    raise AssertionError("gunicorn did not become healthy")
+
+
+def get_when_ready(url: str, timeout: float = 20) -> dict:
+    """GET until 200: each gunicorn worker loads the catalogue on its own, so the first answers may be 503."""
+    deadline = time.time() + timeout
+    while True:
+        response = requests.get(url, timeout=5)
+        if response.status_code == 200 or time.time() > deadline:
+            assert response.status_code == 200, response.text
+            return response.json()
+        time.sleep(0.2)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("TELEGRAM_BOT_TOKEN", "BOT_TOKEN", "ESIMGO_API_KEY", "APP_ENV")}
+    env.update(extra)
+    return env
+
+
+@pytest.mark.slow
+def test_real_gunicorn_serves_the_shop_from_the_start_command(tmp_path, esimgo, telegram):
+    port = free_port()
+    env = clean_env(ESIMGO_API_KEY=esimgo.api_key, ESIMGO_BASE_URL=esimgo.url, TELEGRAM_BOT_TOKEN="1:x",
+                    TELEGRAM_API_URL=telegram.url, DATA_DIR=str(tmp_path), BIND=f"127.0.0.1:{port}")
+    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "app:create_app()"], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        health = wait_healthy(f"http://127.0.0.1:{port}", proc).json()
+        assert health["demo"] is False and health["catalogue"]["bundles"] == len(esimgo.catalogue)
+        countries = get_when_ready(f"http://127.0.0.1:{port}/api/esimgo/countries")["countries"]
+        assert len(countries) >= 190
+        # Two workers, one catalogue fetch between them (the file lock and the disk cache).
+        fetches = [r for r in esimgo.requests_log if r["path"] == "/catalogue" and r["query"].get("page") == "1"]
+        assert len(fetches) == 1
+    finally:
+        stop(proc)
+
+
+@pytest.mark.slow
+def test_demo_mode_starts_its_own_sandboxes_and_says_so(tmp_path):
+    port = free_port()
+    env = clean_env(DATA_DIR=str(tmp_path), BIND=f"127.0.0.1:{port}",
+                    ESIMSDATA_ENV_FILE=str(tmp_path / "none.env"))
+    log = tmp_path / "gunicorn.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "app:create_app()"], cwd=ROOT, env=env,
+                                stdout=out, stderr=subprocess.STDOUT)
+    try:
+        health = wait_healthy(f"http://127.0.0.1:{port}", proc).json()
+        assert health["demo"] is True
+        body = get_when_ready(f"http://127.0.0.1:{port}/api/esimgo/countries")
+        assert body.get("demo") is True and len(body["countries"]) >= 190, body
+        assert "DEMO MODE" in log.read_text()
+    finally:
+        stop(proc)
+
+
+def test_create_app_in_demo_mode_uses_the_fixed_sandbox_ports(tmp_path):
+    app = create_app({"DATA_DIR": str(tmp_path), "CATALOGUE_BACKGROUND": "0"})
+    assert app.config["DEMO_MODE"] is True
+    assert requests.get(app.config["TELEGRAM_API_URL"] + f"/bot{app.config['TELEGRAM_BOT_TOKEN']}/getMe",
+                        timeout=5).json()["ok"] is True
