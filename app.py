@@ -13,11 +13,13 @@ from typing import Any
 
 from flask import Flask, jsonify
 
+import bot
 import extensions
 from catalogue import Catalogue
 from config import load_config
 from errors import register_error_handlers
 from esimgo import EsimGoClient
+from fulfilment import Fulfilment
 from pricing import PriceSettings
 from storage import OrderStore
 
@@ -51,11 +53,17 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         retry_seconds=float(settings["CATALOGUE_RETRY_SECONDS"]),
     )
     extensions.init(app, store=store, esimgo=client, catalogue=catalogue)
+    bot.init_app(app)
+    extensions.init(app, fulfilment=Fulfilment(store, client, extensions.get("bot", app), app.config))
 
     register_error_handlers(app)
+    from pages import bp as pages_bp
     from shop_api import bp as shop_api_bp
+    from shop_api import qr_bp
 
     app.register_blueprint(shop_api_bp)
+    app.register_blueprint(qr_bp)
+    app.register_blueprint(pages_bp)
 
     @app.get("/healthz")
     def healthz():  # type: ignore[no-untyped-def]

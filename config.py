@@ -50,6 +50,17 @@ DEFAULTS: dict[str, Any] = {
     # Buyer auth (SPEC §4): initData older than this is refused.
     "INITDATA_MAX_AGE_SECONDS": "86400",
     "STORAGE_LOCK_TIMEOUT": "10",
+    # Purchase lifecycle (SPEC §6). An unpaid invoice expires; fulfilment retries with backoff.
+    "ORDER_EXPIRY_MINUTES": "60",
+    "FULFIL_INLINE": "1",  # settle a fresh payment in a thread of the web process (the worker is the backup)
+    "FULFIL_INLINE_SECONDS": "90",  # how long that thread keeps at it before leaving the rest to the worker
+    "FULFIL_LEASE_SECONDS": "120",  # longer than any one step (eSIM Go read timeout is 30 s)
+    "FULFIL_BACKOFF_SECONDS": "2",  # first retry delay, doubled each time, at most 5 min
+    "FULFIL_MAX_ATTEMPTS": "6",  # eSIM Go purchase attempts before the Stars are refunded
+    "FULFIL_RECONCILE_SECONDS": "5",  # wait before deciding an interrupted purchase did not happen
+    "FULFIL_PROCESSING_POLL_SECONDS": "2",
+    "FULFIL_MAX_PROCESSING_SECONDS": "900",  # eSIM Go says assignment can take up to 10 minutes
+    "WORKER_POLL_SECONDS": "2",
     "DEMO_MODE": False,
 }
 

@@ -15,6 +15,7 @@ import io
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -180,6 +181,8 @@ class Order:
     esims: tuple[Esim, ...] = ()
     status_message: str = ""
     valid: bool | None = None  # for type=validate
+    items: tuple[str, ...] = ()  # bundle names ordered
+    created: str | None = None
 
     @property
     def completed(self) -> bool:
@@ -282,8 +285,10 @@ def parse_order(body: Any) -> Order:
     if not isinstance(body, dict):
         raise EsimGoBadResponse(f"order response is not an object: {str(body)[:200]}")
     esims: list[Esim] = []
+    items: list[str] = []
     for item in body.get("order") or []:
         if isinstance(item, dict):
+            items.append(str(item.get("item") or ""))
             esims.extend(_esim_from(e) for e in item.get("esims") or [] if isinstance(e, dict))
     try:
         total = _money(body.get("total", 0))
@@ -297,6 +302,8 @@ def parse_order(body: Any) -> Order:
         esims=tuple(esims),
         status_message=str(body.get("statusMessage") or ""),
         valid=body.get("valid"),
+        items=tuple(items),
+        created=body.get("createdDate"),
     )
 
 
@@ -440,6 +447,17 @@ class EsimGoClient:
 
     def get_order(self, reference: str) -> Order:
         return parse_order(self._json(self._request("GET", f"/orders/{requests.utils.quote(reference, safe='')}")))
+
+    def recent_orders(self, since: datetime, limit: int = 100) -> list[Order]:
+        """Orders created at or after `since` (UTC), to find out whether an interrupted purchase went through."""
+        stamp = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        body = self._json(self._request("GET", "/orders", params={"createdAt": f"gte:{stamp}", "limit": limit,
+                                                                  "includeIccids": "true"}))
+        # The list envelope is not documented: accept {"orders": [...]} and a bare list.
+        items = body.get("orders") if isinstance(body, dict) else body
+        if not isinstance(items, list):
+            raise EsimGoBadResponse(f"order list not understood: {str(body)[:200]}")
+        return [parse_order(item) for item in items if isinstance(item, dict)]
 
     def assignments(self, reference: str) -> list[Esim]:
         """Install details of an order's eSIMs; JSON when eSIM Go honours Accept, CSV otherwise."""

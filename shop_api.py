@@ -8,12 +8,24 @@ from __future__ import annotations
 
 import copy
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, abort, current_app, jsonify, request
 
 import extensions
 from auth import buyer_required, current_buyer, service_required
 from errors import api_error
-from orders import AWAITING_PAYMENT, OrderInputError, buyer_view, can_move, clean_seed, new_order_id, now_iso
+from esimgo import EsimGoError
+from orders import (
+    AWAITING_PAYMENT,
+    COMPLETED,
+    OrderInputError,
+    buyer_view,
+    can_move,
+    clean_seed,
+    new_order_id,
+    now_iso,
+)
+from purchase import PurchaseError, create_invoice
+from qr import ios_install_url, lpa_for, qr_png, qr_signature_valid, signed_qr_path
 from storage import find_order
 
 bp = Blueprint("shop_api", __name__, url_prefix="/api")
@@ -61,6 +73,47 @@ def bundles() -> Response | tuple[Response, int]:
                    updated_at=index.fetched_at)
 
 
+@bp.get("/esimgo/bundle/<name>")
+def one_bundle(name: str) -> Response | tuple[Response, int]:
+    index, error = _catalogue_index()
+    if error:
+        return error
+    plan = index.plans.get(name)
+    if plan is None:
+        return api_error(404, "unknown_bundle", "This plan is not available. Please pick another one.")
+    return jsonify(bundle=plan.public(), area=index.summary(plan.kind, plan.area))
+
+
+@bp.post("/telegram/stars/create-invoice")
+@buyer_required
+def stars_invoice() -> Response | tuple[Response, int]:
+    try:
+        answer = create_invoice(store=extensions.store(), catalogue=extensions.catalogue(),
+                                bot=extensions.get("bot"), esimgo=extensions.esimgo(), buyer=current_buyer(),
+                                body=request.get_json(silent=True), config=current_app.config)
+    except PurchaseError as exc:
+        return api_error(exc.status, exc.code, exc.message)
+    except EsimGoError as exc:  # the top-up compatibility check could not reach eSIM Go
+        current_app.logger.warning("create-invoice: eSIM Go unavailable: %s", exc)
+        return api_error(503, "provider_unavailable", "We could not check this plan right now. Please try again.")
+    return jsonify(answer)
+
+
+@bp.get("/orders/<order_id>")
+@buyer_required
+def my_order(order_id: str) -> Response | tuple[Response, int]:
+    order = extensions.store().get(order_id)
+    # Someone else's order looks exactly like a missing one.
+    if order is None or str(order.get("telegram_user_id")) != str(current_buyer().id):
+        return api_error(404, "unknown_order", "We could not find this order among yours.")
+    view = buyer_view(order)
+    lpa = lpa_for(order) if order.get("status") == COMPLETED else None
+    if lpa:
+        view.update(lpa=lpa, ios_install_url=ios_install_url(lpa),
+                    qr_url=signed_qr_path(current_app.config["TELEGRAM_BOT_TOKEN"], order_id))
+    return jsonify(order=view)
+
+
 @bp.get("/orders")
 @buyer_required
 def my_orders() -> Response:
@@ -104,3 +157,21 @@ def seed_order() -> Response | tuple[Response, int]:
     current_app.logger.info("operator %s order %s for user %s", "created" if created else "updated",
                             result["id"], result.get("telegram_user_id"))
     return jsonify(order=result, created=created), 201 if created else 200
+
+
+qr_bp = Blueprint("qr", __name__)
+
+
+@qr_bp.get("/qr/<order_id>.png")
+def qr_image(order_id: str) -> Response:
+    """The eSIM's QR code, for the buyer's own signed, short-lived link only."""
+    if not qr_signature_valid(current_app.config["TELEGRAM_BOT_TOKEN"], order_id, request.args.get("exp", ""),
+                              request.args.get("sig", "")):
+        abort(403)
+    order = extensions.store().get(order_id)
+    lpa = lpa_for(order) if order else None
+    if not lpa:
+        abort(404)
+    response = Response(qr_png(lpa), mimetype="image/png")
+    response.headers["Cache-Control"] = "private, max-age=900"
+    return response

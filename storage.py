@@ -83,7 +83,8 @@ class _Snapshot:
 def iter_orders(data: Orders) -> Iterator[dict[str, Any]]:
     """Every order in the file, user by user, oldest first."""
     for orders in data.values():
-        yield from orders
+        if isinstance(orders, list):
+            yield from (o for o in orders if isinstance(o, dict))
 
 
 def find_order(data: Orders, order_id: str) -> dict[str, Any] | None:
@@ -94,18 +95,22 @@ def find_order(data: Orders, order_id: str) -> dict[str, Any] | None:
     return None
 
 
-class OrderStore:
-    """Reads and changes `orders.json` safely across threads, gunicorn workers and the worker process."""
+class JsonStore:
+    """One JSON object in one file, shared safely by threads and processes: locked transactions, atomic
+    replace, cached reads. `OrderStore` builds on it; the webhook's seen-updates file uses it as is."""
 
     def __init__(self, path: str | os.PathLike, lock_timeout: float = 10.0) -> None:
         self.path = Path(path)
         self.lock_path = self.path.with_name(self.path.name + ".lock")
         self.lock_timeout = lock_timeout
+        # Thread-local by default: threads of one process exclude each other through separate flock()s.
         self._lock = FileLock(str(self.lock_path), timeout=lock_timeout)
         self._snapshot: _Snapshot | None = None
         self._snapshot_guard = threading.Lock()
 
-    # ---- reading -------------------------------------------------------------------------------
+    def _validate(self, data: Any) -> None:
+        if not isinstance(data, dict):
+            raise StorageCorrupt(f"{self.path} should hold a JSON object; it was left as it is.")
 
     def _stamp(self) -> tuple[int, int, int] | None:
         try:
@@ -114,13 +119,20 @@ class OrderStore:
             return None
         return (st.st_ino, st.st_mtime_ns, st.st_size)
 
-    def _parse(self) -> Orders:
+    def _parse(self) -> dict[str, Any]:
+        return self._parse_text(self._read_text())
+
+    def _read_text(self) -> str | None:
         try:
-            text = self.path.read_text(encoding="utf-8")
+            return self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
-            return {}
+            return None
         except OSError as exc:
             raise StorageError(f"Cannot read {self.path}: {exc}") from exc
+
+    def _parse_text(self, text: str | None) -> dict[str, Any]:
+        if text is None:
+            return {}
         try:
             data = json.loads(text, parse_float=Decimal)
         except ValueError as exc:
@@ -128,10 +140,7 @@ class OrderStore:
                 f"{self.path} is not valid JSON ({exc}); it was left as it is. "
                 "Restore it from a backup or fix it by hand, then restart."
             ) from exc
-        if not isinstance(data, dict) or not all(isinstance(v, list) for v in data.values()):
-            raise StorageCorrupt(
-                f"{self.path} should be an object of user id -> list of orders; it was left as it is."
-            )
+        self._validate(data)
         return data
 
     def _current(self) -> _Snapshot:
@@ -142,9 +151,75 @@ class OrderStore:
                 self._snapshot = _Snapshot.build(stamp, self._parse())
             return self._snapshot
 
-    def all_orders(self) -> Orders:
+    def read(self) -> dict[str, Any]:
         """A private copy of the whole file's contents."""
         return copy.deepcopy(self._current().data)
+
+    def check(self) -> dict[str, Any]:
+        """Health of the file for /healthz: readable, and the error if not."""
+        try:
+            snap = self._current()
+        except StorageError as exc:
+            return {"ok": False, "path": str(self.path), "error": str(exc)}
+        return {"ok": True, "path": str(self.path), "users": len(snap.data), "orders": len(snap.by_id)}
+
+    @contextmanager
+    def transaction(self) -> Iterator[Any]:
+        """Hold the lock, yield the parsed file for changes, then write it atomically.
+
+        Raises StorageLockTimeout when the lock cannot be had, StorageCorrupt when the file is unreadable
+        (nothing is written then). An exception inside the block discards the changes.
+        """
+        try:
+            self._lock.acquire()
+        except Timeout:
+            raise StorageLockTimeout(
+                f"Timed out after {self.lock_timeout:g}s waiting for {self.lock_path}; another process holds it."
+            ) from None
+        try:
+            before = self._read_text()
+            data = self._parse_text(before)
+            yield data
+            text = dumps(data)
+            if text != before:  # a transaction that changed nothing writes nothing
+                self._write(text)
+        finally:
+            with self._snapshot_guard:
+                # Our own write is never answered from the old parse, even within one timestamp tick.
+                self._snapshot = None
+            self._lock.release()
+
+    def _write(self, text: str) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            # A failed or interrupted write leaves the old file in place and no stray temp file.
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+            raise
+        _fsync_dir(self.path.parent)
+
+
+class OrderStore(JsonStore):
+    """`orders.json`: user id -> that user's orders, with lookups by our id, eSIM Go reference, charge id."""
+
+    def _validate(self, data: Any) -> None:
+        if not isinstance(data, dict) or not all(isinstance(v, list) for v in data.values()):
+            raise StorageCorrupt(
+                f"{self.path} should be an object of user id -> list of orders; it was left as it is."
+            )
+
+    def all_orders(self) -> Orders:
+        """A private copy of the whole file's contents."""
+        return self.read()
 
     def orders_for_user(self, user_id: int | str) -> list[dict[str, Any]]:
         """That user's orders, oldest first (a copy)."""
@@ -162,39 +237,6 @@ class OrderStore:
         """One order by its `telegram_payment_charge_id` (a copy), or None."""
         return copy.deepcopy(self._current().by_charge.get(str(charge_id)))
 
-    def check(self) -> dict[str, Any]:
-        """Health of the file for /healthz: readable, how many orders, and the error if not."""
-        try:
-            snap = self._current()
-        except StorageError as exc:
-            return {"ok": False, "path": str(self.path), "error": str(exc)}
-        return {"ok": True, "path": str(self.path), "users": len(snap.data), "orders": len(snap.by_id)}
-
-    # ---- writing -------------------------------------------------------------------------------
-
-    @contextmanager
-    def transaction(self) -> Iterator[Orders]:
-        """Hold the lock, yield the parsed file for changes, then write it atomically.
-
-        Raises StorageLockTimeout when the lock cannot be had, StorageCorrupt when the file is unreadable
-        (nothing is written then). An exception inside the block discards the changes.
-        """
-        try:
-            self._lock.acquire()
-        except Timeout:
-            raise StorageLockTimeout(
-                f"Timed out after {self.lock_timeout:g}s waiting for {self.lock_path}; another process holds it."
-            ) from None
-        try:
-            data = self._parse()
-            yield data
-            self._write(data)
-        finally:
-            with self._snapshot_guard:
-                # Our own write is never answered from the old parse, even within one timestamp tick.
-                self._snapshot = None
-            self._lock.release()
-
     def update(self, order_id: str, change: Callable[[dict[str, Any]], Any]) -> dict[str, Any] | None:
         """Apply `change(order)` to one order under the lock; returns a copy of the result or None."""
         with self.transaction() as data:
@@ -203,25 +245,6 @@ class OrderStore:
                 return None
             change(order)
             return copy.deepcopy(order)
-
-    def _write(self, data: Orders) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        text = dumps(data)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(text)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            # A failed or interrupted write leaves the old file in place and no stray temp file.
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-            raise
-        _fsync_dir(self.path.parent)
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -1,0 +1,181 @@
+"""The Telegram bot: its pyTelegramBotAPI instance, its handlers, and the webhook that feeds them (SPEC §4, §7).
+
+`POST /api/telegram/webhook` checks Telegram's secret header, rejects malformed bodies with 400, and
+handles each `update_id` once (a file-backed record shared by all workers). Handlers run inline
+(`threaded=False`), so an error surfaces as a 500 and Telegram redelivers; payment handling is idempotent
+on its own (`purchase.record_payment`), so a redelivery never buys twice.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Blueprint, Flask, current_app, jsonify, request
+from telebot import TeleBot, apihelper, types
+from telebot.apihelper import ApiTelegramException
+
+import extensions
+import orders
+from errors import api_error
+from messages import TEXTS, language_of, plan_title, t
+from purchase import answer_pre_checkout, record_payment
+from storage import JsonStore
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("telegram", __name__, url_prefix="/api/telegram")
+
+SEEN_UPDATES_KEPT = 5000  # Telegram keeps undelivered updates for 24 h; this covers far more than a day
+
+
+def build_bot(config: dict[str, Any]) -> TeleBot:
+    """A TeleBot talking to TELEGRAM_API_URL (the real Bot API, a local Bot API server, or the sandbox)."""
+    base = config["TELEGRAM_API_URL"]
+    # pyTelegramBotAPI reads the base URL from a module global; one app per process makes that safe.
+    apihelper.API_URL = None if base == "https://api.telegram.org" else base + "/bot{0}/{1}"
+    apihelper.CONNECT_TIMEOUT = 5
+    apihelper.READ_TIMEOUT = 30
+    bot = TeleBot(config["TELEGRAM_BOT_TOKEN"], threaded=False, parse_mode=None)
+    _register_handlers(bot)
+    return bot
+
+
+def get_bot(app: Flask | None = None) -> TeleBot:
+    return extensions.get("bot", app)
+
+
+# ---- handlers ---------------------------------------------------------------------------------------
+
+
+def _lang(user: types.User | None) -> str:
+    return language_of(user.language_code if user else None)
+
+
+def _shop_markup(lang: str, path: str = "/", label_key: str = "open_shop") -> types.InlineKeyboardMarkup:
+    url = current_app.config["PUBLIC_BASE_URL"] + path
+    markup = types.InlineKeyboardMarkup()
+    if url.startswith("https://"):
+        markup.add(types.InlineKeyboardButton(t(label_key, lang), web_app=types.WebAppInfo(url)))
+    else:  # web_app buttons need https; demo mode links to the page instead
+        markup.add(types.InlineKeyboardButton(t(label_key, lang), url=url))
+    return markup
+
+
+def _register_handlers(bot: TeleBot) -> None:
+    @bot.message_handler(commands=["start"])
+    def start(message: types.Message) -> None:
+        lang = _lang(message.from_user)
+        bot.send_message(message.chat.id, t("start", lang), parse_mode="HTML", reply_markup=_shop_markup(lang))
+
+    @bot.message_handler(commands=["help"])
+    def help_(message: types.Message) -> None:
+        lang = _lang(message.from_user)
+        bot.send_message(message.chat.id, t("help", lang, support=current_app.config["SUPPORT_CONTACT"]),
+                         reply_markup=_shop_markup(lang))
+
+    @bot.message_handler(commands=["paysupport"])
+    def paysupport(message: types.Message) -> None:
+        lang = _lang(message.from_user)
+        bot.send_message(message.chat.id, t("paysupport", lang, support=current_app.config["SUPPORT_CONTACT"]))
+
+    @bot.message_handler(commands=["myesims"])
+    def my_esims(message: types.Message) -> None:
+        lang = _lang(message.from_user)
+        mine = [o for o in extensions.store().orders_for_user(message.from_user.id)
+                if o.get("status") != orders.EXPIRED][-10:]
+        if not mine:
+            bot.send_message(message.chat.id, t("no_esims", lang), reply_markup=_shop_markup(lang))
+            return
+        lines = [t("my_esims_title", lang)]
+        for order in reversed(mine):
+            key = f"status_{order.get('status')}"
+            status = t(key, lang) if key in TEXTS else str(order.get("status"))
+            lines.append(f"• {plan_title(order, lang)} — {status} ({order['id']})")
+        bot.send_message(message.chat.id, "\n".join(lines),
+                         reply_markup=_shop_markup(lang, "/my-esims", "open_my_esims"))
+
+    @bot.pre_checkout_query_handler(func=lambda query: True)
+    def pre_checkout(query: types.PreCheckoutQuery) -> None:
+        try:
+            ok, refusal, lang = answer_pre_checkout(extensions.store(), query)
+        except Exception:  # storage trouble: refuse clearly rather than let Telegram time out
+            log.exception("pre-checkout %s could not be checked", query.id)
+            ok, refusal, lang = False, "pcq_unavailable", _lang(query.from_user)
+        try:
+            bot.answer_pre_checkout_query(query.id, ok=ok, error_message=None if ok else t(refusal, lang))
+        except ApiTelegramException as exc:  # e.g. the query is already too old: redelivery cannot help
+            log.error("pre-checkout %s: answer not accepted by Telegram: %s", query.id, exc)
+
+    @bot.message_handler(content_types=["successful_payment"])
+    def paid(message: types.Message) -> None:
+        outcome = record_payment(extensions.store(), message)
+        if outcome.new:
+            extensions.get("fulfilment").start(outcome.order_id)
+
+
+# ---- webhook ----------------------------------------------------------------------------------------
+
+
+class SeenUpdates:
+    """update_ids already handled, in `data/updates.json`, shared by every worker and kept across restarts."""
+
+    def __init__(self, store: JsonStore) -> None:
+        self.store = store
+
+    def claim(self, update_id: int) -> bool:
+        """True if this update is new (and now marked as being handled); False if it was seen before."""
+        with self.store.transaction() as data:
+            seen = data.setdefault("seen", {})
+            if str(update_id) in seen:
+                return False
+            seen[str(update_id)] = datetime.now(UTC).isoformat(timespec="seconds")
+            if len(seen) > SEEN_UPDATES_KEPT:
+                for key in sorted(seen, key=seen.get)[: len(seen) - SEEN_UPDATES_KEPT]:
+                    del seen[key]
+            return True
+
+    def release(self, update_id: int) -> None:
+        """Forget an update whose handling failed, so Telegram's redelivery is handled again."""
+        with self.store.transaction() as data:
+            data.get("seen", {}).pop(str(update_id), None)
+
+
+@bp.post("/webhook")
+def webhook():  # type: ignore[no-untyped-def]
+    secret = current_app.config["TELEGRAM_WEBHOOK_SECRET"]
+    if secret and not hmac.compare_digest(
+            request.headers.get("X-Telegram-Bot-Api-Secret-Token", "").encode(), secret.encode()):
+        log.warning("webhook call without the right secret from %s", request.remote_addr)
+        return api_error(403, "forbidden", "Wrong or missing X-Telegram-Bot-Api-Secret-Token.")
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or isinstance(body.get("update_id"), bool) \
+            or not isinstance(body.get("update_id"), int):
+        return api_error(400, "bad_update", "The body must be a Telegram Update object with an update_id.")
+    try:
+        update = types.Update.de_json(body)
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        log.warning("webhook: update %s not understood: %s", body.get("update_id"), exc)
+        return api_error(400, "bad_update", f"The update could not be read: {exc}")
+    seen: SeenUpdates = extensions.get("seen_updates")
+    if not seen.claim(update.update_id):
+        log.info("webhook: update %s already handled", update.update_id)
+        return jsonify(ok=True, duplicate=True)
+    try:
+        get_bot().process_new_updates([update])
+    except Exception:
+        seen.release(update.update_id)
+        log.exception("webhook: update %s failed; Telegram will redeliver it", update.update_id)
+        return api_error(500, "update_failed", "The update could not be handled; please redeliver.")
+    return jsonify(ok=True)
+
+
+def init_app(app: Flask) -> None:
+    """Build the bot and its webhook's update record onto the app (no network: TeleBot does not call getMe)."""
+    seen = SeenUpdates(JsonStore(app.config["DATA_DIR"] + "/updates.json",
+                                 lock_timeout=float(app.config["STORAGE_LOCK_TIMEOUT"])))
+    extensions.init(app, bot=build_bot(app.config), seen_updates=seen)
+    app.register_blueprint(bp)
+

@@ -1,0 +1,391 @@
+"""After the money: buy the eSIM at eSIM Go, collect its install details, deliver it to the buyer — or
+refund the Stars (SPEC §6). Every paid order ends `completed` and delivered, or `refunded`.
+
+`Fulfilment.advance(order_id)` does the next step of one order and says when the one after is due. It
+runs under a lease written into the order (`lease_until`), so the web process's background thread and
+the worker (`scripts/worker`) never work on the same order at once, and a process that died mid-step is
+taken over when its lease runs out. The web process starts a thread right after a payment is recorded
+(the happy path needs no worker); the worker retries with backoff, polls processing orders, finishes
+what a dead process left, and expires unpaid orders (recovery needs no webhook redelivery).
+
+Buying is the one step that must never repeat blindly: before a POST /orders the order is marked
+`esimgo_unsure`; only an answer that proves nothing was bought (4xx, 429, refused connection) clears it.
+An unsure order first looks for its purchase among eSIM Go's recent orders and adopts it.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import logging
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import requests
+from telebot import TeleBot, types
+from telebot.apihelper import ApiTelegramException
+
+import orders
+from esimgo import (
+    Esim,
+    EsimGoBadResponse,
+    EsimGoClient,
+    EsimGoError,
+    EsimGoRateLimited,
+    EsimGoUnavailable,
+    Order,
+)
+from messages import admin_text, plan_title, t
+from purchase import expire_unpaid, is_expired
+from qr import ios_install_url, lpa_for, qr_png
+from storage import OrderStore, find_order, iter_orders
+
+log = logging.getLogger(__name__)
+
+RECONCILE_LOOKBACK = timedelta(minutes=2)  # eSIM Go's clock vs ours, and the request's own duration
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds")
+
+
+def _parse(value: Any) -> datetime | None:
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def needs_work(order: dict[str, Any]) -> bool:
+    """Whether this order has a step left (regardless of when it is due)."""
+    status = order.get("status")
+    if status in (orders.PAID, orders.PROVISIONING, orders.FAILED):
+        return True
+    return status == orders.COMPLETED and not order.get("delivered_at") and not order.get("delivery_error")
+
+
+def due_in(order: dict[str, Any], now: datetime) -> float | None:
+    """Seconds until this order's next step may run (0 = now), or None if it has none."""
+    if not needs_work(order):
+        return None
+    waits = [0.0]
+    for field in ("lease_until", "next_attempt_at"):
+        moment = _parse(order.get(field))
+        if moment:
+            waits.append((moment - now).total_seconds())
+    return max(waits)
+
+
+class Fulfilment:
+    """Takes paid orders to a delivered eSIM or a refund; one instance per process."""
+
+    def __init__(self, store: OrderStore, esimgo: EsimGoClient, bot: TeleBot, config: dict[str, Any]) -> None:
+        self.store = store
+        self.esimgo = esimgo
+        self.bot = bot
+        self.config = config
+        self.public_url = config["PUBLIC_BASE_URL"]
+        self.admin_ids = config["ADMIN_IDS"]
+        self.lease = timedelta(seconds=float(config["FULFIL_LEASE_SECONDS"]))
+        self.backoff = float(config["FULFIL_BACKOFF_SECONDS"])
+        self.max_attempts = int(config["FULFIL_MAX_ATTEMPTS"])
+        self.reconcile_wait = float(config["FULFIL_RECONCILE_SECONDS"])
+        self.poll = float(config["FULFIL_PROCESSING_POLL_SECONDS"])
+        self.max_processing = float(config["FULFIL_MAX_PROCESSING_SECONDS"])
+
+    # ---- driving -----------------------------------------------------------------------------
+
+    def start(self, order_id: str) -> threading.Thread | None:
+        """Settle a freshly paid order in a background thread of this process (unless switched off)."""
+        if str(self.config["FULFIL_INLINE"]).lower() in ("0", "false", "no"):
+            return None
+        thread = threading.Thread(target=self.settle, args=(order_id,), name=f"fulfil-{order_id}", daemon=True)
+        thread.start()
+        return thread
+
+    def settle(self, order_id: str) -> None:
+        """Advance one order until it is settled or the inline budget is spent (the worker does the rest)."""
+        deadline = time.monotonic() + float(self.config["FULFIL_INLINE_SECONDS"])
+        while True:
+            wait = self.advance(order_id)
+            if wait is None or time.monotonic() + wait > deadline:
+                return
+            time.sleep(wait)
+
+    def run_due(self) -> int:
+        """The worker's round: expire unpaid orders, advance every order whose next step is due."""
+        now = _now()
+        snapshot = list(iter_orders(self.store.all_orders()))
+        if any(o.get("status") == orders.AWAITING_PAYMENT and is_expired(o, now) for o in snapshot):
+            expire_unpaid(self.store, now)
+        done = 0
+        for order in snapshot:
+            if due_in(order, now) == 0:
+                self.advance(order["id"])
+                done += 1
+        return done
+
+    def advance(self, order_id: str) -> float | None:
+        """Do this order's next step if it is due and nobody else holds it. Returns seconds until the
+        following step is due, or None when there is nothing left to do here (settled, or leased elsewhere)."""
+        order, wait = self._claim(order_id)
+        if order is None:
+            return wait
+        try:
+            self._step(order)
+        except Exception as exc:  # never leave a lease behind; the next round tries again
+            log.exception("order %s: step failed unexpectedly", order_id)
+            self._save(order_id, last_error=f"internal: {exc}", next_attempt_at=self._later(order, "step"))
+        current = self.store.get(order_id)
+        return due_in(current, _now()) if current else None
+
+    def _claim(self, order_id: str) -> tuple[dict[str, Any] | None, float | None]:
+        now = _now()
+        with self.store.transaction() as data:
+            order = find_order(data, order_id)
+            if order is None:
+                return None, None
+            wait = due_in(order, now)
+            if wait is None:
+                return None, None
+            if wait > 0:
+                held = _parse(order.get("lease_until"))
+                # Leased by another process: it will finish the step; we stop here.
+                return None, None if held and held > now else wait
+            order["lease_until"] = _iso(now + self.lease)
+            return copy.deepcopy(order), 0.0
+
+    def _save(self, order_id: str, status: str | None = None, keep_lease: bool = False,
+              **fields: Any) -> dict[str, Any]:
+        """Write step results (and a forward status move) to the order, releasing the lease."""
+        def change(order: dict[str, Any]) -> None:
+            if status and status != order.get("status"):
+                orders.move(order, status)
+            order.update(fields)
+            order["updated_at"] = orders.now_iso()
+            if not keep_lease:
+                order.pop("lease_until", None)
+        result = self.store.update(order_id, change)
+        if result is None:
+            raise RuntimeError(f"order {order_id} vanished from the store")
+        return result
+
+    def _later(self, order: dict[str, Any], kind: str) -> str:
+        attempts = int(order.get(f"{kind}_attempts") or 0)
+        delay = min(self.backoff * (2 ** max(attempts - 1, 0)), 300.0)
+        return _iso(_now() + timedelta(seconds=delay))
+
+    def _step(self, order: dict[str, Any]) -> None:
+        status = order["status"]
+        if status == orders.PAID or (status == orders.PROVISIONING and not order.get("orderReference")):
+            self._buy(order)
+        elif status == orders.PROVISIONING:
+            self._collect(order)
+        elif status == orders.COMPLETED:
+            self._deliver(order)
+        elif status == orders.FAILED:
+            self._refund(order)
+
+    # ---- buying ------------------------------------------------------------------------------
+
+    def _buy(self, order: dict[str, Any]) -> None:
+        oid = order["id"]
+        if order.get("esimgo_unsure"):
+            attempted = _parse(order.get("esimgo_attempt_at")) or _now()
+            found = self._find_purchase(order, attempted)
+            if found is not None:
+                log.info("order %s: adopted eSIM Go order %s from an interrupted attempt", oid, found.reference)
+                self._collect(self._save(oid, keep_lease=True, **self._bought_fields(found)), found.esims)
+                return
+            settle_at = attempted + timedelta(seconds=self.reconcile_wait)
+            if _now() < settle_at:  # give eSIM Go a moment to show an order that is on its way
+                self._save(oid, next_attempt_at=_iso(settle_at))
+                return
+        if int(order.get("buy_attempts") or 0) >= self.max_attempts:
+            self._fail(order, f"eSIM Go failed {order.get('buy_attempts')} times: {order.get('last_error')}")
+            return
+        order = self._save(oid, orders.PROVISIONING, keep_lease=True, esimgo_unsure=True,
+                           esimgo_attempt_at=_iso(_now()), buy_attempts=int(order.get("buy_attempts") or 0) + 1)
+        iccids = [order["top_up_of"]] if order.get("top_up_of") else None
+        try:
+            result = self.esimgo.create_order(order["bundle_name"], iccids=iccids)
+        except EsimGoError as exc:
+            self._buy_failed(order, exc)
+            return
+        if not result.reference:  # something was answered with 2xx: it may well have been bought
+            self._buy_failed(order, EsimGoBadResponse(f"order answer without a reference ({result.status})"))
+            return
+        log.info("order %s: eSIM Go order %s %s (%s USD)", oid, result.reference, result.status, result.total)
+        self._collect(self._save(oid, keep_lease=True, **self._bought_fields(result)), result.esims)
+
+    @staticmethod
+    def _bought_fields(result: Order) -> dict[str, Any]:
+        return {"orderReference": result.reference, "cost": result.total, "esimgo_unsure": False,
+                "esimgo_status": result.status, "bought_at": orders.now_iso()}
+
+    def _buy_failed(self, order: dict[str, Any], exc: EsimGoError) -> None:
+        oid = order["id"]
+        # Only an answer that proves nothing was bought lets the next attempt skip the reconciliation.
+        if isinstance(exc, EsimGoUnavailable):
+            unsure = exc.maybe_sent
+        elif isinstance(exc, EsimGoBadResponse):  # a 2xx we could not read: treat as maybe bought
+            unsure = True
+        else:  # 5xx/503 may hide an order in progress; 429 and 4xx prove nothing was bought
+            unsure = exc.transient and not isinstance(exc, EsimGoRateLimited)
+        error = f"{type(exc).__name__}: {exc}"
+        if not exc.transient and not unsure:
+            self._save(oid, esimgo_unsure=False, last_error=error, keep_lease=True)
+            self._fail(order, f"eSIM Go refused the order: {exc}")
+            return
+        log.warning("order %s: eSIM Go attempt %s failed (%s); will retry", oid, order.get("buy_attempts"), error)
+        self._save(oid, esimgo_unsure=unsure, last_error=error, next_attempt_at=self._later(order, "buy"))
+
+    def _find_purchase(self, order: dict[str, Any], attempted: datetime) -> Order | None:
+        """An eSIM Go order for this bundle, made since our attempt, that no order of ours owns yet."""
+        try:
+            recent = self.esimgo.recent_orders(attempted - RECONCILE_LOOKBACK)
+        except EsimGoError as exc:
+            raise RuntimeError(f"cannot check eSIM Go for an earlier purchase: {exc}") from exc
+        owned = {o.get("orderReference") for o in iter_orders(self.store.all_orders())}
+        matches = [o for o in recent if o.reference and o.reference not in owned
+                   and order["bundle_name"] in o.items
+                   and (not order.get("top_up_of") or any(e.iccid == order["top_up_of"] for e in o.esims)
+                        or not o.esims)]
+        matches.sort(key=lambda o: o.created or "")
+        return matches[0] if matches else None
+
+    def _collect(self, order: dict[str, Any], from_order: tuple[Esim, ...] = ()) -> None:
+        """Get the eSIM's install details (assignments) and complete the order."""
+        oid = order["id"]
+        esims: list[Esim] = []
+        try:
+            esims = self.esimgo.assignments(order["orderReference"])
+        except EsimGoError as exc:
+            log.info("order %s: assignments not ready (%s)", oid, exc)
+            order["last_error"] = f"{type(exc).__name__}: {exc}"
+        esims = esims or list(from_order)
+        if order.get("top_up_of"):
+            esims = [e for e in esims if e.iccid == order["top_up_of"]] or esims
+        if not esims:
+            bought = _parse(order.get("bought_at")) or _now()
+            if (_now() - bought).total_seconds() > self.max_processing:
+                self._fail(order, f"eSIM Go still processing {order['orderReference']} after "
+                                  f"{self.max_processing:.0f}s")
+                return
+            self._save(oid, last_error=order.get("last_error"),
+                       next_attempt_at=_iso(_now() + timedelta(seconds=self.poll)))
+            return
+        esim = esims[0]
+        completed = self._save(oid, orders.COMPLETED, keep_lease=True, iccid=esim.iccid,
+                               matchingId=esim.matching_id, smdpAddress=esim.smdp_address,
+                               completed_at=orders.now_iso(), last_error=None)
+        log.info("order %s: completed, ICCID %s", oid, esim.iccid)
+        self._deliver(completed)
+
+    # ---- delivery ----------------------------------------------------------------------------
+
+    def _order_button(self, order: dict[str, Any], lang: str) -> types.InlineKeyboardButton:
+        url = f"{self.public_url}/esim/{order['id']}"
+        # web_app buttons need https; a plain link keeps demo mode (http://127.0.0.1) working.
+        if url.startswith("https://"):
+            return types.InlineKeyboardButton(t("open_esim", lang), web_app=types.WebAppInfo(url))
+        return types.InlineKeyboardButton(t("open_esim", lang), url=url)
+
+    def _deliver(self, order: dict[str, Any]) -> None:
+        oid = order["id"]
+        lang = order.get("language") or "en"
+        chat_id = int(order["telegram_user_id"])
+        markup = types.InlineKeyboardMarkup()
+        try:
+            if order.get("top_up_of"):
+                message = self.bot.send_message(
+                    chat_id, t("topup_ready", lang, plan=plan_title(order, lang), iccid_tail=order["iccid"][-4:],
+                               order_id=oid), parse_mode="HTML",
+                    reply_markup=markup.add(self._order_button(order, lang)))
+            else:
+                lpa = lpa_for(order)
+                markup.add(types.InlineKeyboardButton(t("install_iphone", lang), url=ios_install_url(lpa)))
+                markup.add(self._order_button(order, lang))
+                caption = t("esim_ready", lang, plan=plan_title(order, lang), smdp=order["smdpAddress"],
+                            matching_id=order["matchingId"], lpa=lpa, order_id=oid)
+                photo = types.InputFile(io.BytesIO(qr_png(lpa)), file_name=f"esim-{oid}.png")
+                message = self.bot.send_photo(chat_id, photo, caption=caption, parse_mode="HTML",
+                                              reply_markup=markup)
+        except (ApiTelegramException, requests.RequestException) as exc:
+            attempts = int(order.get("delivery_attempts") or 0) + 1
+            permanent = isinstance(exc, ApiTelegramException) and exc.error_code in (400, 403)
+            log.warning("order %s: delivery attempt %d failed: %s", oid, attempts, exc)
+            if permanent or attempts >= self.max_attempts:
+                # The eSIM stays available in the Mini App; the admin can resend it.
+                self._save(oid, delivery_attempts=attempts, delivery_error=str(exc))
+                self._alert_admins(f"⚠️ Could not deliver order {oid} to user {chat_id}: {exc}")
+            else:
+                order["delivery_attempts"] = attempts
+                self._save(oid, delivery_attempts=attempts, last_error=f"delivery: {exc}",
+                           next_attempt_at=self._later(order, "delivery"))
+            return
+        self._save(oid, delivered_at=orders.now_iso(), delivery_message_id=message.message_id,
+                   delivery_attempts=int(order.get("delivery_attempts") or 0) + 1, next_attempt_at=None)
+        log.info("order %s: eSIM delivered to %s (message %s)", oid, chat_id, message.message_id)
+
+    # ---- failure and refund ------------------------------------------------------------------
+
+    def _fail(self, order: dict[str, Any], reason: str) -> None:
+        log.error("order %s: cannot be fulfilled: %s; refunding", order["id"], reason)
+        failed = self._save(order["id"], orders.FAILED, keep_lease=True, refund_reason=reason, last_error=reason,
+                            failed_at=orders.now_iso(), next_attempt_at=None)
+        self._refund(failed)
+
+    def _refund(self, order: dict[str, Any]) -> None:
+        oid = order["id"]
+        user_id = int(order["telegram_user_id"])
+        try:
+            self.bot.refund_star_payment(user_id, order["telegram_payment_charge_id"])
+        except ApiTelegramException as exc:
+            if "CHARGE_ALREADY_REFUNDED" not in str(exc.description).upper():
+                self._refund_failed(order, exc, transient=exc.error_code == 429 or exc.error_code >= 500)
+                return
+            log.info("order %s: Telegram says the charge was already refunded", oid)
+        except requests.RequestException as exc:
+            self._refund_failed(order, exc, transient=True)
+            return
+        refunded = self._save(oid, orders.REFUNDED, refunded_at=orders.now_iso(), next_attempt_at=None)
+        log.info("order %s: %s Stars refunded to %s", oid, order.get("stars"), user_id)
+        lang = order.get("language") or "en"
+        self._notify(user_id, t("refunded", lang, plan=plan_title(refunded, lang), stars=refunded.get("stars"),
+                                order_id=oid))
+        username = f"@{order['telegram_username']}" if order.get("telegram_username") else ""
+        self._alert_admins(admin_text("refunded", order_id=oid, reason=order.get("refund_reason") or "",
+                                      user_id=user_id, username=username,
+                                      bundle=order.get("bundle_name") or "-", stars=order.get("stars")))
+
+    def _refund_failed(self, order: dict[str, Any], exc: Exception, transient: bool) -> None:
+        attempts = int(order.get("refund_attempts") or 0) + 1
+        log.error("order %s: refund attempt %d failed: %s", order["id"], attempts, exc)
+        order["refund_attempts"] = attempts
+        self._save(order["id"], refund_attempts=attempts, refund_error=str(exc),
+                   next_attempt_at=self._later(order, "refund"))
+        if attempts == 1 or not transient:
+            self._alert_admins(admin_text("refund_failed", order_id=order["id"], stars=order.get("stars"),
+                                          user_id=order.get("telegram_user_id"), error=exc))
+
+    # ---- messages ----------------------------------------------------------------------------
+
+    def _notify(self, chat_id: int, text: str) -> None:
+        try:
+            self.bot.send_message(chat_id, text, parse_mode="HTML")
+        except (ApiTelegramException, requests.RequestException) as exc:
+            log.warning("could not message %s: %s", chat_id, exc)
+
+    def _alert_admins(self, text: str) -> None:
+        for admin_id in self.admin_ids:
+            self._notify(admin_id, text)

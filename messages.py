@@ -1,0 +1,131 @@
+"""What the bot says to buyers and admins, in English and Russian (SPEC §1, §7).
+
+Buyer texts are short and say what happens next; nothing from eSIM Go's error messages reaches a buyer.
+Texts sent with parse_mode=HTML escape every value that comes from data.
+"""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Any
+
+TEXTS: dict[str, dict[str, str]] = {
+    "start": {
+        "en": "👋 Welcome to <b>esimsdata</b>!\n\nTravel eSIMs for 190+ countries, regions and the whole world. "
+              "Pay with Telegram Stars and get your eSIM instantly: QR code, activation code and a one-tap "
+              "iPhone install link.\n\nTap the button below to open the shop.",
+        "ru": "👋 Добро пожаловать в <b>esimsdata</b>!\n\neSIM для путешествий: 190+ стран, регионы и весь мир. "
+              "Оплата Telegram Stars — eSIM приходит сразу: QR-код, код активации и установка на iPhone "
+              "в одно касание.\n\nНажмите кнопку ниже, чтобы открыть магазин.",
+    },
+    "open_shop": {"en": "🛒 Open the shop", "ru": "🛒 Открыть магазин"},
+    "open_my_esims": {"en": "📱 My eSIMs", "ru": "📱 Мои eSIM"},
+    "open_esim": {"en": "📖 eSIM page & install help", "ru": "📖 Страница eSIM и инструкция"},
+    "install_iphone": {"en": "📲 Install on iPhone", "ru": "📲 Установить на iPhone"},
+    "help": {
+        "en": "How it works:\n1. Open the shop and pick a country, region or global plan.\n"
+              "2. Pay with Telegram Stars.\n3. Your eSIM arrives here and in the app: scan the QR code or tap "
+              "“Install on iPhone”.\n\n/myesims — your eSIMs\n/paysupport — help with a payment\n"
+              "Support: {support}",
+        "ru": "Как это работает:\n1. Откройте магазин и выберите страну, регион или глобальный тариф.\n"
+              "2. Оплатите Telegram Stars.\n3. eSIM придёт сюда и в приложение: отсканируйте QR-код или нажмите "
+              "«Установить на iPhone».\n\n/myesims — ваши eSIM\n/paysupport — помощь с оплатой\n"
+              "Поддержка: {support}",
+    },
+    "paysupport": {
+        "en": "Payment support: if you paid and did not get your eSIM within a few minutes, your Stars are "
+              "refunded automatically. For anything else write to {support} with your order number "
+              "(see /myesims). Refunds for an eSIM that was already issued are possible only if it was not "
+              "installed.",
+        "ru": "Помощь с оплатой: если вы оплатили, но не получили eSIM в течение нескольких минут, Stars "
+              "возвращаются автоматически. По другим вопросам напишите {support}, указав номер заказа "
+              "(см. /myesims). Возврат за уже выданную eSIM возможен, только если она не была установлена.",
+    },
+    "no_esims": {"en": "You have no eSIMs yet. Open the shop to get one.",
+                 "ru": "У вас пока нет eSIM. Откройте магазин, чтобы купить."},
+    "my_esims_title": {"en": "Your eSIMs:", "ru": "Ваши eSIM:"},
+    "status_awaiting_payment": {"en": "awaiting payment", "ru": "ожидает оплаты"},
+    "status_paid": {"en": "preparing", "ru": "готовится"},
+    "status_provisioning": {"en": "preparing", "ru": "готовится"},
+    "status_completed": {"en": "ready", "ru": "готова"},
+    "status_failed": {"en": "refunding", "ru": "возврат"},
+    "status_refunded": {"en": "refunded", "ru": "возвращено"},
+    "status_expired": {"en": "expired", "ru": "истёк срок оплаты"},
+    # pre-checkout refusals, shown by Telegram in the payment sheet
+    "pcq_unknown": {"en": "We could not find this order. Please start again from the shop.",
+                    "ru": "Заказ не найден. Пожалуйста, оформите его заново в магазине."},
+    "pcq_expired": {"en": "This invoice has expired. Please start again from the shop.",
+                    "ru": "Срок действия счёта истёк. Пожалуйста, оформите заказ заново."},
+    "pcq_not_awaiting": {"en": "This order is already paid or closed. Check /myesims.",
+                         "ru": "Этот заказ уже оплачен или закрыт. Проверьте /myesims."},
+    "pcq_wrong_buyer": {"en": "This invoice was made for another Telegram account.",
+                        "ru": "Этот счёт выставлен другому аккаунту Telegram."},
+    "pcq_amount": {"en": "The price has changed. Please start again from the shop.",
+                   "ru": "Цена изменилась. Пожалуйста, оформите заказ заново."},
+    "pcq_unavailable": {"en": "The shop is busy right now. Please try again in a minute; you were not charged.",
+                        "ru": "Магазин сейчас занят. Попробуйте через минуту — оплата не списана."},
+    "esim_ready": {
+        "en": "✅ <b>Your eSIM is ready</b> — {plan}\n\n"
+              "Scan this QR code in Settings → Mobile Data → Add eSIM (from another screen), or tap "
+              "“Install on iPhone”.\n\n"
+              "Manual setup:\nSM-DP+ address: <code>{smdp}</code>\nActivation code: <code>{matching_id}</code>\n\n"
+              "Full code: <code>{lpa}</code>\n\nOrder {order_id}",
+        "ru": "✅ <b>Ваша eSIM готова</b> — {plan}\n\n"
+              "Отсканируйте QR-код в Настройки → Сотовая связь → Добавить eSIM (с другого экрана) или нажмите "
+              "«Установить на iPhone».\n\n"
+              "Ручная установка:\nАдрес SM-DP+: <code>{smdp}</code>\nКод активации: <code>{matching_id}</code>\n\n"
+              "Полный код: <code>{lpa}</code>\n\nЗаказ {order_id}",
+    },
+    "topup_ready": {
+        "en": "✅ <b>Top-up added</b> — {plan} is now on your eSIM …{iccid_tail}. Nothing to install.\n\n"
+              "Order {order_id}",
+        "ru": "✅ <b>Пополнение добавлено</b> — {plan} теперь на вашей eSIM …{iccid_tail}. Ничего "
+              "устанавливать не нужно.\n\nЗаказ {order_id}",
+    },
+    "refunded": {
+        "en": "😔 We could not issue your eSIM ({plan}). Your {stars} ⭐ have been refunded. "
+              "Please try again later or pick another plan. Order {order_id}",
+        "ru": "😔 Не удалось выпустить eSIM ({plan}). Ваши {stars} ⭐ возвращены. "
+              "Попробуйте позже или выберите другой тариф. Заказ {order_id}",
+    },
+    "usage_80": {"en": "📶 You have used 80% of the data on your eSIM ({plan}). Top up in the app if you need more.",
+                 "ru": "📶 Израсходовано 80% трафика eSIM ({plan}). Пополнить можно в приложении."},
+    "usage_100": {"en": "📶 The data on your eSIM ({plan}) is used up. Top up in the app to stay online.",
+                  "ru": "📶 Трафик eSIM ({plan}) закончился. Пополните в приложении, чтобы остаться на связи."},
+}
+
+ADMIN_TEXTS = {
+    "refunded": "⚠️ Refunded order {order_id}: {reason}\nUser {user_id} {username}, {bundle}, {stars} ⭐",
+    "refund_failed": "🚨 Refund FAILED for order {order_id} ({stars} ⭐, user {user_id}): {error}. "
+                     "Check it on /admin/orders.html.",
+}
+
+
+def language_of(language_code: str | None) -> str:
+    """Russian for Russian-speaking buyers, English for everyone else."""
+    return "ru" if (language_code or "").lower().startswith("ru") else "en"
+
+
+def t(key: str, lang: str | None, **values: Any) -> str:
+    """The text `key` in `lang` (English if missing), with HTML-escaped `values` filled in."""
+    variants = TEXTS[key]
+    text = variants.get(lang or "en") or variants["en"]
+    return text.format(**{k: escape(str(v)) for k, v in values.items()})
+
+
+def admin_text(key: str, **values: Any) -> str:
+    return ADMIN_TEXTS[key].format(**{k: escape(str(v)) for k, v in values.items()})
+
+
+def plan_title(order: dict[str, Any], lang: str | None = None) -> str:
+    """"Thailand · 1 GB · 7 days" style summary of an order's plan (1 GB = 1000 MB, as eSIM Go counts)."""
+    ru = lang == "ru"
+    parts = [order.get("country_name") or order.get("bundle_name") or "eSIM"]
+    if order.get("unlimited"):
+        parts.append("Безлимит" if ru else "Unlimited")
+    elif order.get("data_mb"):
+        parts.append(f"{int(order['data_mb']) / 1000:g} {'ГБ' if ru else 'GB'}")
+    if order.get("duration_days"):
+        days = int(order["duration_days"])
+        parts.append(f"{days} {'дн.' if ru else ('day' if days == 1 else 'days')}")
+    return " · ".join(parts)

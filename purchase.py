@@ -1,0 +1,253 @@
+"""Buying with Stars up to the moment the money is ours: the invoice, the pre-checkout answer, and recording
+`successful_payment` exactly once (SPEC §4, §6). What happens after — the eSIM Go order, delivery,
+refunds — is `fulfilment.py`.
+
+The price is computed on the server from the cached catalogue and frozen into the order before the invoice
+exists; pre-checkout accepts only that amount. A payment is recorded under the orders lock keyed by its
+`telegram_payment_charge_id`, so redeliveries, new update ids, concurrent workers and restarts all find it
+already there and do nothing.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from telebot import TeleBot, types
+
+import orders
+from auth import Buyer
+from catalogue import Catalogue, Plan
+from messages import language_of, plan_title
+from storage import OrderStore, find_order, iter_orders
+
+log = logging.getLogger(__name__)
+
+INVOICE_TITLE_MAX = 32
+INVOICE_DESCRIPTION_MAX = 255
+
+
+class PurchaseError(Exception):
+    """A buyer's purchase request cannot go ahead; `status`, `code` and `message` make the API answer."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def is_expired(order: dict[str, Any], now: datetime | None = None) -> bool:
+    expires = _parse_time(order.get("expires_at"))
+    return expires is not None and (now or datetime.now(UTC)) >= expires
+
+
+# ---- invoice ---------------------------------------------------------------------------------------
+
+
+def new_order(buyer: Buyer, plan: Plan, expiry_minutes: float, top_up_of: str | None) -> dict[str, Any]:
+    """An order awaiting payment, with the price frozen at the moment of the quote."""
+    created = datetime.now(UTC)
+    bundle = plan.bundle
+    order = {
+        "id": orders.new_order_id(),
+        "telegram_user_id": buyer.id,
+        "telegram_username": buyer.username,
+        "bundle_name": bundle.name,
+        "provider_product_id": bundle.name,
+        "country_code": plan.area.upper() if plan.kind == "local" else plan.area,
+        "country_name": plan.area_name,
+        "plan_kind": plan.kind,
+        "data_mb": bundle.data_mb,
+        "duration_days": bundle.duration_days,
+        "unlimited": bundle.unlimited,
+        "price": plan.price.usd,
+        "cost": bundle.cost,  # catalogue cost at quote time; replaced by eSIM Go's actual total on purchase
+        "stars": plan.price.stars,
+        "currency": "XTR",
+        "payment_method": "telegram_stars",
+        "source": "telegram_mini_app",
+        "customer": {"first_name": buyer.first_name, "username": buyer.username,
+                     "language_code": buyer.language_code},
+        "language": buyer.language,
+        "status": orders.AWAITING_PAYMENT,
+        "created_at": created.isoformat(timespec="seconds"),
+        "updated_at": created.isoformat(timespec="seconds"),
+        "expires_at": (created + timedelta(minutes=expiry_minutes)).isoformat(timespec="seconds"),
+    }
+    if top_up_of:
+        order["top_up_of"] = top_up_of
+    return order
+
+
+def _top_up_esim(store: OrderStore, buyer: Buyer, iccid: Any) -> str:
+    """The buyer's own delivered eSIM with this ICCID, or a PurchaseError."""
+    if not isinstance(iccid, str) or not iccid.strip().isdigit():
+        raise PurchaseError(400, "invalid_iccid", "iccid must be the ICCID of one of your eSIMs.")
+    iccid = iccid.strip()
+    if not any(o.get("iccid") == iccid and o.get("status") == orders.COMPLETED
+               for o in store.orders_for_user(buyer.id)):
+        raise PurchaseError(404, "unknown_esim", "We could not find that eSIM among yours.")
+    return iccid
+
+
+def create_invoice(*, store: OrderStore, catalogue: Catalogue, bot: TeleBot, esimgo: Any, buyer: Buyer,
+                   body: Any, config: dict[str, Any]) -> dict[str, Any]:
+    """Price the bundle, store the order, create the Stars invoice link; returns the API answer."""
+    if not isinstance(body, dict):
+        raise PurchaseError(400, "invalid_body", "Send a JSON object with bundle_name.")
+    name = body.get("bundle_name")
+    if not isinstance(name, str) or not name.strip():
+        raise PurchaseError(400, "invalid_bundle", "bundle_name is required.")
+    plan = catalogue.plan(name.strip())
+    if plan is None:
+        if catalogue.index is None:
+            raise PurchaseError(503, "catalogue_loading", "Plans are loading. Please try again in a moment.")
+        raise PurchaseError(404, "unknown_bundle", "This plan is not available. Please pick another one.")
+    top_up_of = None
+    if body.get("iccid") not in (None, ""):
+        top_up_of = _top_up_esim(store, buyer, body["iccid"])
+        if not esimgo.compatible(top_up_of, plan.name):
+            raise PurchaseError(422, "incompatible_top_up",
+                                "This plan cannot be added to that eSIM. Please pick another plan.")
+
+    order = new_order(buyer, plan, float(config["ORDER_EXPIRY_MINUTES"]), top_up_of)
+    # The order exists before the invoice does, so no payment can ever arrive for an order we lack.
+    with store.transaction() as data:
+        data.setdefault(str(buyer.id), []).append(order)
+
+    title = plan_title(order, buyer.language)[:INVOICE_TITLE_MAX]
+    description = (f"{'Top-up' if top_up_of else 'eSIM'}: {plan.bundle.description}. "
+                   "Delivered instantly in this chat and in the app.")[:INVOICE_DESCRIPTION_MAX]
+    try:
+        link = bot.create_invoice_link(
+            title=title, description=description, payload=order["id"], provider_token="", currency="XTR",
+            prices=[types.LabeledPrice(label=title, amount=order["stars"])],
+        )
+    except Exception as exc:  # any Bot API or network failure: the order can never be paid, close it
+        log.error("createInvoiceLink failed for order %s: %s", order["id"], exc)
+        error = f"invoice: {exc}"
+        store.update(order["id"], lambda o: orders.move(o, orders.EXPIRED, last_error=error))
+        raise PurchaseError(502, "invoice_failed", "We could not create the invoice. Please try again.") from None
+    store.update(order["id"], lambda o: o.update(invoice_link=link))
+    log.info("invoice for order %s: %s, %s stars, user %s", order["id"], plan.name, order["stars"], buyer.id)
+    return {"invoice_link": link, "order_id": order["id"], "stars": order["stars"], "price_usd": order["price"]}
+
+
+# ---- pre-checkout ----------------------------------------------------------------------------------
+
+
+def pre_checkout_refusal(order: dict[str, Any] | None, user_id: int, currency: str,
+                         total_amount: int) -> str | None:
+    """None when this order may be paid now; otherwise the key of the buyer-facing reason."""
+    if order is None:
+        return "pcq_unknown"
+    if str(order.get("telegram_user_id")) != str(user_id):
+        return "pcq_wrong_buyer"
+    if order.get("status") == orders.EXPIRED or (order.get("status") == orders.AWAITING_PAYMENT
+                                                 and is_expired(order)):
+        return "pcq_expired"
+    if order.get("status") != orders.AWAITING_PAYMENT:
+        return "pcq_not_awaiting"
+    if currency != "XTR" or total_amount != order.get("stars"):
+        return "pcq_amount"
+    return None
+
+
+def answer_pre_checkout(store: OrderStore, query: types.PreCheckoutQuery) -> tuple[bool, str | None, str]:
+    """Decide a pre-checkout query: (ok, refusal key or None, buyer language). Reads only; fast."""
+    order = store.get(query.invoice_payload)
+    refusal = pre_checkout_refusal(order, query.from_user.id, query.currency, query.total_amount)
+    lang = (order or {}).get("language") or language_of(query.from_user.language_code)
+    if refusal:
+        log.warning("pre-checkout refused for payload %r user %s: %s", query.invoice_payload, query.from_user.id,
+                    refusal)
+    return refusal is None, refusal, lang
+
+
+# ---- successful payment ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PaymentOutcome:
+    order_id: str
+    new: bool  # False: this charge was recorded before (redelivery); nothing more to do
+    status: str
+
+
+def record_payment(store: OrderStore, message: types.Message) -> PaymentOutcome:
+    """Record a successful Stars payment exactly once per telegram_payment_charge_id.
+
+    The paid order moves to `paid` and is ready for fulfilment. A payment that cannot buy an eSIM —
+    unknown order, someone else's order, wrong amount, an order already paid with another charge — is
+    recorded as its own `failed` order so fulfilment refunds it: no Stars are ever kept without an eSIM.
+    """
+    payment = message.successful_payment
+    charge_id = payment.telegram_payment_charge_id
+    payer = message.from_user
+    now = orders.now_iso()
+    with store.transaction() as data:
+        for existing in iter_orders(data):
+            if existing.get("telegram_payment_charge_id") == charge_id:
+                log.info("payment %s already recorded on order %s; redelivery ignored", charge_id, existing["id"])
+                return PaymentOutcome(existing["id"], False, existing["status"])
+        order = find_order(data, payment.invoice_payload)
+        problem = None
+        if order is None:
+            problem = "payment for an unknown order"
+        elif str(order.get("telegram_user_id")) != str(payer.id):
+            problem = f"payment by user {payer.id} for another user's order"
+        elif payment.currency != "XTR" or payment.total_amount != order.get("stars"):
+            problem = f"paid {payment.total_amount} {payment.currency}, order costs {order.get('stars')} XTR"
+        elif not orders.can_move(order.get("status", ""), orders.PAID) or order.get("status") == orders.PAID:
+            problem = f"order already {order.get('status')}"
+        if problem is None:
+            orders.move(order, orders.PAID, telegram_payment_charge_id=charge_id, paid_at=now,
+                        provider_payment_charge_id=payment.provider_payment_charge_id or "",
+                        paid_stars=payment.total_amount)
+            result = copy.deepcopy(order)
+        else:
+            # Keep the money traceable and refundable as an order of its own.
+            stray = {
+                "id": orders.new_order_id(), "telegram_user_id": payer.id, "telegram_username": payer.username,
+                "bundle_name": (order or {}).get("bundle_name"), "related_order": payment.invoice_payload,
+                "country_name": (order or {}).get("country_name"),
+                "stars": payment.total_amount, "paid_stars": payment.total_amount, "currency": payment.currency,
+                "payment_method": "telegram_stars", "source": "telegram_mini_app",
+                "language": language_of(payer.language_code),
+                "telegram_payment_charge_id": charge_id, "status": orders.FAILED, "created_at": now,
+                "updated_at": now, "paid_at": now, "refund_reason": problem, "last_error": problem,
+            }
+            data.setdefault(str(payer.id), []).append(stray)
+            result = copy.deepcopy(stray)
+    if problem:
+        log.error("payment %s (%s Stars, user %s) cannot be fulfilled: %s; it will be refunded",
+                  charge_id, payment.total_amount, payer.id, problem)
+    else:
+        log.info("payment %s recorded: order %s paid (%s Stars)", charge_id, result["id"], payment.total_amount)
+    return PaymentOutcome(result["id"], True, result["status"])
+
+
+def expire_unpaid(store: OrderStore, now: datetime | None = None) -> list[str]:
+    """Close orders whose invoice time ran out; returns their ids."""
+    now = now or datetime.now(UTC)
+    expired: list[str] = []
+    with store.transaction() as data:
+        for order in iter_orders(data):
+            if order.get("status") == orders.AWAITING_PAYMENT and is_expired(order, now):
+                orders.move(order, orders.EXPIRED)
+                expired.append(order["id"])
+    if expired:
+        log.info("expired %d unpaid orders: %s", len(expired), ", ".join(expired))
+    return expired
