@@ -108,6 +108,12 @@ def _register_handlers(bot: TeleBot) -> None:
             bot.answer_pre_checkout_query(query.id, ok=ok, error_message=None if ok else t(refusal, lang))
         except ApiTelegramException as exc:  # e.g. the query is already too old: redelivery cannot help
             log.error("pre-checkout %s: answer not accepted by Telegram: %s", query.id, exc)
+        # After answering (the 10 s clock is Telegram's): note the decision on the order for operators.
+        decision = {"ok": ok, "reason": refusal, "at": orders.now_iso(), "query_id": query.id}
+        try:
+            extensions.store().update(query.invoice_payload, lambda o: o.update(pre_checkout=decision))
+        except Exception:
+            log.exception("pre-checkout %s: decision not recorded", query.id)
 
     @bot.message_handler(content_types=["successful_payment"])
     def paid(message: types.Message) -> None:

@@ -22,5 +22,21 @@ module.exports = {
       // gunicorn's master handles SIGTERM gracefully; give it time to finish in-flight requests.
       kill_timeout: 25000,
     },
+    {
+      name: "esimsdata-worker",
+      // Retries eSIM Go with backoff, polls processing orders, finishes what a dead web worker left,
+      // retries deliveries and refunds, expires unpaid invoices. The happy path does not need it.
+      script: "scripts/worker",
+      cwd: __dirname,
+      interpreter: ".venv/bin/python",
+      env: { APP_ENV: "production", PYTHONUNBUFFERED: "1" },
+      time: true,
+      log_date_format: "YYYY-MM-DD HH:mm:ss Z",
+      autorestart: true,
+      exp_backoff_restart_delay: 1000,
+      // One worker only: leases make two safe, but one is all the load needs.
+      instances: 1,
+      kill_timeout: 10000,
+    },
   ],
 };

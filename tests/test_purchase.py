@@ -294,9 +294,9 @@ def test_insufficient_balance_refunds_tells_the_buyer_and_alerts_the_admin(app, 
     (refund,) = telegram.calls("refundStarPayment")
     assert refund.params["user_id"] == str(BUYER) and refund.params["telegram_payment_charge_id"] == "stxPOOR"
     assert "balance" in order["refund_reason"].lower()
-    buyer_msgs = [c.params["text"] for c in telegram.calls("sendMessage", chat_id=BUYER)]
+    buyer_msgs = [c.params["text"] for c in telegram.wait_for("sendMessage", chat_id=BUYER)]
     assert any("возвращены" in m and "314" in m for m in buyer_msgs)
-    admin_msgs = [c.params["text"] for c in telegram.calls("sendMessage", chat_id=ADMIN_ID)]
+    admin_msgs = [c.params["text"] for c in telegram.wait_for("sendMessage", chat_id=ADMIN_ID)]
     assert any(order["id"] in m and "balance" in m.lower() for m in admin_msgs)
     assert esimgo.orders == [] and telegram.calls("sendPhoto") == []
 

@@ -1,0 +1,184 @@
+"""The paid path on real processes (SPEC §8): gunicorn with several workers, the worker script, and the
+operator's `scripts/test-stars-webhook` — vendors are the sandboxes on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+
+import updates
+from auth import sign_init_data
+from conftest import BOT_TOKEN, WEBHOOK_SECRET
+from storage import OrderStore
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def server_env(data_dir: Path, esimgo, telegram, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "ESIMGO_", "FULFIL_"))}
+    env.update(ESIMGO_API_KEY=esimgo.api_key, ESIMGO_BASE_URL=esimgo.url, TELEGRAM_BOT_TOKEN=BOT_TOKEN,
+               TELEGRAM_API_URL=telegram.url, TELEGRAM_WEBHOOK_SECRET=WEBHOOK_SECRET, DATA_DIR=str(data_dir),
+               PUBLIC_BASE_URL="https://shop.example.test")
+    env.update(extra)
+    return env
+
+
+class Gunicorn:
+    def __init__(self, env: dict[str, str], workers: int = 2) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {**env, "BIND": f"127.0.0.1:{self.port}", "WEB_CONCURRENCY": str(workers)}
+        self.proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "app:create_app()"], cwd=ROOT, env=env,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 60
+        while True:  # every worker answers only once it has the catalogue
+            assert self.proc.poll() is None, "gunicorn exited"
+            try:
+                oks = [requests.get(self.url + "/api/esimgo/countries", timeout=2).status_code for _ in range(4)]
+                if oks == [200] * 4:
+                    return
+            except requests.RequestException:
+                pass
+            assert time.time() < deadline, "gunicorn did not become ready"
+            time.sleep(0.3)
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def test_one_payment_delivered_eight_times_to_several_workers_buys_one_esim(data_dir, esimgo, telegram):
+    env = server_env(data_dir, esimgo, telegram)
+    server = Gunicorn(env, workers=3)
+    try:
+        auth = "tma " + sign_init_data(BOT_TOKEN, {"id": 2515644, "first_name": "T"})
+        invoice = requests.post(server.url + "/api/telegram/stars/create-invoice", json={"bundle_name":
+                                "esim_1GB_7D_TH_V2"}, headers={"Authorization": auth}, timeout=10).json()
+        update = updates.successful_payment(2515644, invoice["order_id"], invoice["stars"], charge_id="stxMULTI")
+        bodies = [update] * 4 + [{**update, "update_id": updates.next_update_id()} for _ in range(4)]
+        with ThreadPoolExecutor(8) as pool:
+            codes = list(pool.map(lambda b: requests.post(server.url + "/api/telegram/webhook", json=b, timeout=30,
+                                  headers={"X-Telegram-Bot-Api-Secret-Token": WEBHOOK_SECRET}).status_code, bodies))
+        assert codes == [200] * 8
+        telegram.wait_for("sendPhoto", timeout=20)
+    finally:
+        server.stop()
+    # Restarted, Telegram redelivers again: still nothing new.
+    server = Gunicorn(env, workers=2)
+    try:
+        again = requests.post(server.url + "/api/telegram/webhook", json={**update, "update_id":
+                              updates.next_update_id()}, headers={"X-Telegram-Bot-Api-Secret-Token": WEBHOOK_SECRET},
+                              timeout=30)
+        assert again.status_code == 200
+        time.sleep(1.0)
+    finally:
+        server.stop()
+    assert len(esimgo.orders) == 1
+    assert len(telegram.calls("sendPhoto")) == 1
+    order = OrderStore(data_dir / "orders.json").get(invoice["order_id"])
+    assert order["status"] == "completed" and order["telegram_payment_charge_id"] == "stxMULTI"
+
+
+def test_the_worker_script_finishes_what_the_web_process_left(data_dir, esimgo, telegram):
+    env = server_env(data_dir, esimgo, telegram, FULFIL_INLINE="0")  # the web process records payment only
+    server = Gunicorn(env, workers=1)
+    try:
+        auth = "tma " + sign_init_data(BOT_TOKEN, {"id": 42, "first_name": "T"})
+        invoice = requests.post(server.url + "/api/telegram/stars/create-invoice", json={"bundle_name":
+                                "esim_3GB_30D_FR_V2"}, headers={"Authorization": auth}, timeout=10).json()
+        requests.post(server.url + "/api/telegram/webhook", json=updates.successful_payment(
+            42, invoice["order_id"], invoice["stars"]), headers={"X-Telegram-Bot-Api-Secret-Token": WEBHOOK_SECRET},
+            timeout=10)
+    finally:
+        server.stop()
+    store = OrderStore(data_dir / "orders.json")
+    assert store.get(invoice["order_id"])["status"] == "paid"
+    result = subprocess.run([sys.executable, "scripts/worker", "--once"], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "advanced 1 order(s)" in result.stderr
+    order = store.get(invoice["order_id"])
+    assert order["status"] == "completed" and order["delivered_at"]
+    assert len(telegram.calls("sendPhoto", chat_id=42)) == 1
+
+
+def test_operator_script_walks_the_paid_path_on_a_running_server(data_dir, esimgo, telegram):
+    env = server_env(data_dir, esimgo, telegram)
+    server = Gunicorn(env, workers=2)
+    try:
+        result = subprocess.run([sys.executable, "scripts/test-stars-webhook", "--url", server.url], cwd=ROOT,
+                                env=env, capture_output=True, text=True, timeout=120)
+    finally:
+        server.stop()
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    for step in ("[1/7] invoice", "[2/7] pre-checkout", "[3/7] payment webhook", "[4/7] eSIM Go order",
+                 "[5/7] eSIM details", "[6/7] saved in orders.json", "[7/7] buyer notified"):
+        assert step in out and "OK" in out.split(step)[1].splitlines()[0], out
+    assert "314 Stars ($3.06)" in out and "All steps passed." in out
+    assert len(esimgo.orders) == 1 and len(telegram.calls("sendPhoto", chat_id=2515644)) == 1
+
+
+def test_operator_script_names_the_step_that_failed(data_dir, esimgo, telegram):
+    env = server_env(data_dir, esimgo, telegram)
+    esimgo.settings(balance=0.5)  # eSIM Go refuses: the order is refunded, step 4 fails
+    server = Gunicorn(env, workers=1)
+    try:
+        result = subprocess.run([sys.executable, "scripts/test-stars-webhook", "--url", server.url], cwd=ROOT,
+                                env=env, capture_output=True, text=True, timeout=120)
+    finally:
+        server.stop()
+    assert result.returncode == 4, result.stdout
+    assert "[4/7] eSIM Go order" in result.stdout and "FAIL" in result.stdout
+    assert "Insufficient balance" in result.stdout
+
+
+def test_operator_script_reports_an_unreachable_server(data_dir, esimgo, telegram):
+    env = server_env(data_dir, esimgo, telegram)
+    result = subprocess.run([sys.executable, "scripts/test-stars-webhook", "--url",
+                             f"http://127.0.0.1:{free_port()}"], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 1 and "[1/7] invoice" in result.stdout and "cannot reach" in result.stdout
+
+
+def test_operator_script_asks_before_spending_real_balance(data_dir, esimgo, telegram):
+    env = server_env(data_dir, esimgo, telegram, ESIMGO_BASE_URL="https://api.esim-go.com/v2.4")
+    result = subprocess.run([sys.executable, "scripts/test-stars-webhook", "--url", "http://127.0.0.1:9"],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert result.returncode == 1
+    assert "spends real eSIM Go balance" in result.stdout and "--yes" in result.stdout
+    assert esimgo.requests_log == []
+
+
+def test_setup_bot_points_telegram_at_the_webhook_with_its_secret(data_dir, esimgo, telegram):
+    env = server_env(data_dir, esimgo, telegram)
+    result = subprocess.run([sys.executable, "scripts/setup-bot"], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    (hook,) = telegram.calls("setWebhook")
+    assert hook.params["url"] == "https://shop.example.test/api/telegram/webhook"
+    assert hook.params["secret_token"] == WEBHOOK_SECRET
+    assert "pre_checkout_query" in hook.params["allowed_updates"]
+    assert len(telegram.calls("setMyCommands")) == 2
+    menu = telegram.calls("setChatMenuButton")[0].json("menu_button")
+    assert menu["web_app"]["url"] == "https://shop.example.test/"
