@@ -55,16 +55,6 @@ def _iso(moment: datetime) -> str:
     return moment.isoformat(timespec="milliseconds")
 
 
-def _parse(value: Any) -> datetime | None:
-    if not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(str(value))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def needs_work(order: dict[str, Any]) -> bool:
     """Whether this order has a step left (regardless of when it is due)."""
     status = order.get("status")
@@ -79,7 +69,7 @@ def due_in(order: dict[str, Any], now: datetime) -> float | None:
         return None
     waits = [0.0]
     for field in ("lease_until", "next_attempt_at"):
-        moment = _parse(order.get(field))
+        moment = orders.parse_time(order.get(field))
         if moment:
             waits.append((moment - now).total_seconds())
     return max(waits)
@@ -158,7 +148,7 @@ class Fulfilment:
             if wait is None:
                 return None, None
             if wait > 0:
-                held = _parse(order.get("lease_until"))
+                held = orders.parse_time(order.get("lease_until"))
                 # Leased by another process: it will finish the step; we stop here.
                 return None, None if held and held > now else wait
             order["lease_until"] = _iso(now + self.lease)
@@ -200,7 +190,7 @@ class Fulfilment:
     def _buy(self, order: dict[str, Any]) -> None:
         oid = order["id"]
         if order.get("esimgo_unsure"):
-            attempted = _parse(order.get("esimgo_attempt_at")) or _now()
+            attempted = orders.parse_time(order.get("esimgo_attempt_at")) or _now()
             found = self._find_purchase(order, attempted)
             if found is not None:
                 log.info("order %s: adopted eSIM Go order %s from an interrupted attempt", oid, found.reference)
@@ -276,7 +266,7 @@ class Fulfilment:
         if order.get("top_up_of"):
             esims = [e for e in esims if e.iccid == order["top_up_of"]] or esims
         if not esims:
-            bought = _parse(order.get("bought_at")) or _now()
+            bought = orders.parse_time(order.get("bought_at")) or _now()
             if (_now() - bought).total_seconds() > self.max_processing:
                 self._fail(order, f"eSIM Go still processing {order['orderReference']} after "
                                   f"{self.max_processing:.0f}s")

@@ -62,6 +62,17 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+def parse_time(value: Any) -> datetime | None:
+    """An order's ISO timestamp as an aware datetime (UTC if it carries no zone); None if absent or unreadable."""
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def new_order_id() -> str:
     """Our order id: the invoice payload (1-128 bytes), readable in logs, unguessable."""
     return f"ord_{datetime.now(UTC):%Y%m%d}_{secrets.token_hex(5)}"

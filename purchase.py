@@ -38,18 +38,8 @@ class PurchaseError(Exception):
         self.status, self.code, self.message = status, code, message
 
 
-def _parse_time(value: Any) -> datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(str(value))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
 def is_expired(order: dict[str, Any], now: datetime | None = None) -> bool:
-    expires = _parse_time(order.get("expires_at"))
+    expires = orders.parse_time(order.get("expires_at"))
     return expires is not None and (now or datetime.now(UTC)) >= expires
 
 

@@ -40,6 +40,11 @@ def server_env(data_dir: Path, esimgo, telegram, **extra: str) -> dict[str, str]
     return env
 
 
+def run_script(env: dict[str, str], *args: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+                          **kwargs)
+
+
 class Gunicorn:
     def __init__(self, env: dict[str, str], workers: int = 2) -> None:
         self.port = free_port()
@@ -113,8 +118,7 @@ def test_the_worker_script_finishes_what_the_web_process_left(data_dir, esimgo, 
         server.stop()
     store = OrderStore(data_dir / "orders.json")
     assert store.get(invoice["order_id"])["status"] == "paid"
-    result = subprocess.run([sys.executable, "scripts/worker", "--once"], cwd=ROOT, env=env, capture_output=True,
-                            text=True, timeout=60)
+    result = run_script(env, "scripts/worker", "--once")
     assert result.returncode == 0, result.stderr
     assert "advanced 1 order(s)" in result.stderr
     order = store.get(invoice["order_id"])
@@ -126,8 +130,7 @@ def test_operator_script_walks_the_paid_path_on_a_running_server(data_dir, esimg
     env = server_env(data_dir, esimgo, telegram)
     server = Gunicorn(env, workers=2)
     try:
-        result = subprocess.run([sys.executable, "scripts/test-stars-webhook", "--url", server.url], cwd=ROOT,
-                                env=env, capture_output=True, text=True, timeout=120)
+        result = run_script(env, "scripts/test-stars-webhook", "--url", server.url)
     finally:
         server.stop()
     assert result.returncode == 0, result.stdout + result.stderr
@@ -144,8 +147,7 @@ def test_operator_script_names_the_step_that_failed(data_dir, esimgo, telegram):
     esimgo.settings(balance=0.5)  # eSIM Go refuses: the order is refunded, step 4 fails
     server = Gunicorn(env, workers=1)
     try:
-        result = subprocess.run([sys.executable, "scripts/test-stars-webhook", "--url", server.url], cwd=ROOT,
-                                env=env, capture_output=True, text=True, timeout=120)
+        result = run_script(env, "scripts/test-stars-webhook", "--url", server.url)
     finally:
         server.stop()
     assert result.returncode == 4, result.stdout
@@ -155,16 +157,13 @@ def test_operator_script_names_the_step_that_failed(data_dir, esimgo, telegram):
 
 def test_operator_script_reports_an_unreachable_server(data_dir, esimgo, telegram):
     env = server_env(data_dir, esimgo, telegram)
-    result = subprocess.run([sys.executable, "scripts/test-stars-webhook", "--url",
-                             f"http://127.0.0.1:{free_port()}"], cwd=ROOT, env=env, capture_output=True, text=True,
-                            timeout=60)
+    result = run_script(env, "scripts/test-stars-webhook", "--url", f"http://127.0.0.1:{free_port()}")
     assert result.returncode == 1 and "[1/7] invoice" in result.stdout and "cannot reach" in result.stdout
 
 
 def test_operator_script_asks_before_spending_real_balance(data_dir, esimgo, telegram):
     env = server_env(data_dir, esimgo, telegram, ESIMGO_BASE_URL="https://api.esim-go.com/v2.4")
-    result = subprocess.run([sys.executable, "scripts/test-stars-webhook", "--url", "http://127.0.0.1:9"],
-                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    result = run_script(env, "scripts/test-stars-webhook", "--url", "http://127.0.0.1:9", stdin=subprocess.DEVNULL)
     assert result.returncode == 1
     assert "spends real eSIM Go balance" in result.stdout and "--yes" in result.stdout
     assert esimgo.requests_log == []
@@ -172,8 +171,7 @@ def test_operator_script_asks_before_spending_real_balance(data_dir, esimgo, tel
 
 def test_setup_bot_points_telegram_at_the_webhook_with_its_secret(data_dir, esimgo, telegram):
     env = server_env(data_dir, esimgo, telegram)
-    result = subprocess.run([sys.executable, "scripts/setup-bot"], cwd=ROOT, env=env, capture_output=True,
-                            text=True, timeout=60)
+    result = run_script(env, "scripts/setup-bot")
     assert result.returncode == 0, result.stdout + result.stderr
     (hook,) = telegram.calls("setWebhook")
     assert hook.params["url"] == "https://shop.example.test/api/telegram/webhook"
