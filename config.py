@@ -37,6 +37,7 @@ DEFAULTS: dict[str, Any] = {
     "ADMIN_TELEGRAM_IDS": "",
     "SERVICE_TOKEN": "",
     "SUPPORT_CONTACT": "@esimsdata_support",
+    "TELEGRAM_BOT_USERNAME": "",  # e.g. esimsdata_bot: the outside-Telegram page links to t.me/<it>
     # Pricing (SPEC §5); defaults are the earlier version's.
     "MARKUP": "1.29",
     "STARS_MARKUP": "1.05",

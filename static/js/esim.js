@@ -1,0 +1,190 @@
+/* esim.js — one order's page (/esim/<order_id>) from GET /api/orders/<id>. While the eSIM is prepared it
+   says so and polls; once ready: the QR (our signed, short-lived PNG URL), SM-DP+ address and activation
+   code with copy buttons, the iPhone one-tap link, usage and days left, top-up, and the install steps. */
+(function (ES) {
+  "use strict";
+
+  const { el, t } = ES;
+  const IOS_PREFIX = "https://esimsetup.apple.com/esim_qrcode_provisioning?carddata=";
+
+  ES.pages.esim = function () {
+    const id = document.body.dataset.order;
+    const box = document.getElementById("esim");
+    const install = document.getElementById("install");
+    const title = document.getElementById("esim-title");
+    const subtitle = document.getElementById("esim-sub");
+    // Telegram said "paid" / "pending" before our webhook may have seen the payment.
+    const justPaid = ES.query("paid") === "1";
+    const pending = ES.query("pending") === "1";
+    let order = null;
+    let notFound = false;
+    let polls = 0;
+    let wasWaiting = false;
+
+    ES.backToParent = true; // always My eSIMs: the checkout behind us is already paid
+
+    function waiting(status) {
+      return ES.inProgress(status) || (status === "awaiting_payment" && (justPaid || pending));
+    }
+
+    function codeRow(label, value) {
+      return el("div", { class: "code-row" }, [
+        el("div", { class: "main" }, [el("div", { class: "label", text: label }), el("code", { text: value })]),
+        el("button", { type: "button", class: "copy", text: t("copy"), "aria-label": t("copy") + ": " + label,
+          onclick: () => ES.copy(value) }),
+      ]);
+    }
+
+    function usageCard(usage) {
+      const parts = [el("h2", { class: "section-title", text: t("usage_title") })];
+      if (!usage) {
+        parts.push(el("div", { class: "card usage hint", text: t("usage_unknown") }));
+        return parts;
+      }
+      const lines = [];
+      if (usage.unlimited) {
+        lines.push(el("div", { class: "line" }, [el("span", { text: t("unlimited") })]));
+      } else if (usage.total_bytes) {
+        const percent = Math.max(0, Math.min(100, Number(usage.percent) || (100 * usage.used_bytes) / usage.total_bytes));
+        lines.push(
+          el("div", { class: "line" }, [
+            el("span", { text: t("used_of", { used: ES.bytes(usage.used_bytes || 0), total: ES.bytes(usage.total_bytes) }) }),
+          ]),
+          el("div", { class: "bar", role: "progressbar", "aria-valuemin": "0", "aria-valuemax": "100",
+            "aria-valuenow": String(Math.round(percent)) }, [el("span", { style: "width:" + percent.toFixed(1) + "%" })]),
+          el("div", { class: "line hint" }, [
+            el("span", { text: t("left", { left: ES.bytes(Math.max(0, usage.remaining_bytes || 0)) }) }),
+          ]),
+        );
+      }
+      if (usage.days_left !== null && usage.days_left !== undefined) {
+        lines.push(el("div", { class: "line hint" }, [el("span", { text: ES.tn("days_left", usage.days_left) })]));
+      }
+      parts.push(el("div", { class: "card usage" }, lines.length ? lines : [t("usage_unknown")]));
+      return parts;
+    }
+
+    function topUp() {
+      const kind = order.plan_kind || ES.areaKind(order.country_code);
+      location.href = ES.areaHref(kind, order.country_code) + "?iccid=" + encodeURIComponent(order.iccid);
+    }
+
+    function onIphoneLink(ios) {
+      return ios && ES.inTelegram && ES.tg.platform === "ios" ? ios : null;
+    }
+
+    function readyNodes() {
+      const nodes = [];
+      const qr = typeof order.qr_url === "string" && /^\/(?!\/)/.test(order.qr_url) ? order.qr_url : null;
+      if (qr) {
+        nodes.push(el("div", { class: "card qr-card" }, [
+          el("img", { src: qr, width: "248", height: "248", alt: t("qr_alt"), id: "qr" }),
+          el("p", { text: t("qr_caption") }),
+        ]));
+      }
+      const ios = typeof order.ios_install_url === "string" && order.ios_install_url.startsWith(IOS_PREFIX)
+        ? order.ios_install_url : null;
+      // On an iPhone inside Telegram the one-tap install is the MainButton; elsewhere it is a link here.
+      const onIphone = ES.inTelegram && ES.tg.platform === "ios";
+      if (ios && !onIphone) {
+        nodes.push(el("a", { class: "button secondary", href: ios, "data-external": true, id: "ios-install",
+          text: t("ios_button") }));
+      }
+      if (ios) nodes.push(el("p", { class: "footnote hint", text: t("ios_hint") }));
+      const codes = [];
+      if (order.smdpAddress) codes.push(codeRow(t("smdp_label"), order.smdpAddress));
+      if (order.matchingId) codes.push(codeRow(t("code_label"), order.matchingId));
+      if (order.lpa) codes.push(codeRow(t("lpa_label"), order.lpa));
+      if (order.iccid) codes.push(codeRow(t("iccid_label"), order.iccid));
+      if (codes.length) nodes.push(el("div", { class: "card codes" }, codes));
+      nodes.push(...usageCard(order.usage));
+      if (order.iccid) {
+        nodes.push(el("button", { type: "button", class: "button secondary", id: "top-up", text: t("topup"), onclick: topUp }));
+      }
+      return { nodes, ios: onIphoneLink(ios) };
+    }
+
+    function render() {
+      if (notFound) {
+        ES.state(box, { icon: "🔎", title: t("not_found_title"), text: t("not_found_hint"),
+          button: { text: t("nav_my"), href: "/my-esims" } });
+        return;
+      }
+      if (!order) return;
+      const kind = ES.areaKind(order.country_code);
+      const area = ES.areaName(kind, order.country_code, order.country_name || order.bundle_name);
+      title.textContent = area;
+      subtitle.textContent = [ES.planText(order), t(ES.statusInfo(order.status).key)].filter(Boolean).join(" · ");
+      document.title = area + " · esimsdata";
+      install.hidden = order.status !== "completed";
+      ES.mainButton.hide();
+      const stars = ES.number(order.stars || 0);
+      const status = order.status;
+      if (status === "completed") {
+        const ready = readyNodes();
+        box.replaceChildren(...ready.nodes);
+        // On an iPhone the one-tap install is the thing to do next.
+        if (ready.ios) {
+          ES.mainButton.set(t("ios_button"), () => ES.openLink(ready.ios));
+        }
+      } else if (status === "failed") {
+        ES.state(box, { icon: "↩️", title: t("failed_title"), text: t("failed_hint", { stars }) });
+      } else if (status === "refunded") {
+        ES.state(box, { icon: "↩️", title: t("refunded_title"), text: t("refunded_hint", { stars }),
+          button: { text: t("browse_plans"), href: "/", secondary: true } });
+      } else if (status === "expired") {
+        ES.state(box, { icon: "⌛", title: t("expired_title"), text: t("expired_hint"),
+          button: { text: t("browse_plans"), href: "/", secondary: true } });
+      } else if (status === "awaiting_payment" && pending) {
+        ES.state(box, { spinner: true, title: t("pending_title"), text: t("pending_hint") });
+      } else if (status === "awaiting_payment" && !justPaid) {
+        ES.state(box, { icon: "🕓", title: t("awaiting_title"), text: t("awaiting_hint"),
+          button: { text: t("browse_plans"), href: "/", secondary: true } });
+      } else {
+        const node = ES.state(box, { spinner: true, title: t("preparing_title"), text: t("preparing_hint") });
+        if (polls > 30) node.append(el("p", { text: t("still_working") }));
+      }
+    }
+
+    function schedule() {
+      if (!order || !waiting(order.status)) return;
+      polls += 1;
+      // Quick at first (it usually takes seconds), then gently while the page stays open.
+      setTimeout(load, polls < 45 ? 2000 : 10000);
+    }
+
+    function load() {
+      ES.api("/api/orders/" + encodeURIComponent(id), { auth: true }).then((answer) => {
+        order = answer.order;
+        const nowWaiting = waiting(order.status);
+        if (wasWaiting && order.status === "completed") ES.notify("success");
+        wasWaiting = nowWaiting;
+        render();
+        schedule();
+      }).catch((error) => {
+        if (error.status === 404) {
+          notFound = true;
+          render();
+        } else if (order) {
+          setTimeout(load, 5000); // a hiccup while polling: keep the page, try again
+        } else {
+          ES.errorState(box, error, load);
+        }
+      });
+    }
+
+    const tabs = document.getElementById("install-tabs");
+    function showSteps(which) {
+      for (const button of ES.$$("button", tabs)) button.setAttribute("aria-selected", String(button.dataset.tab === which));
+      for (const list of ES.$$("[data-steps]", install)) list.hidden = list.dataset.steps !== which;
+    }
+    tabs.addEventListener("click", (event) => {
+      const button = event.target.closest("button[data-tab]");
+      if (button) showSteps(button.dataset.tab);
+    });
+    showSteps(ES.inTelegram && ES.tg.platform === "android" ? "android" : "iphone");
+
+    ES.onLang(render);
+    load();
+  };
+})(window.ES);

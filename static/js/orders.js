@@ -1,0 +1,76 @@
+/* orders.js — My eSIMs (/my-esims): every order of the buyer (GET /api/orders, newest first) with its
+   status in words; while one is being prepared the list refreshes itself. Also the status labels that the
+   eSIM page shares (ES.statusInfo). */
+(function (ES) {
+  "use strict";
+
+  const { el, t } = ES;
+
+  // Buyer-facing status: the order lifecycle (orders.py) in the words the buyer needs.
+  const STATUS = {
+    awaiting_payment: { key: "status_awaiting_payment", cls: "" },
+    paid: { key: "status_preparing", cls: "wait" },
+    provisioning: { key: "status_preparing", cls: "wait" },
+    completed: { key: "status_ready", cls: "ok" },
+    failed: { key: "status_refunding", cls: "bad" },
+    refunded: { key: "status_refunded", cls: "" },
+    expired: { key: "status_expired", cls: "" },
+  };
+  ES.statusInfo = (status) => STATUS[status] || { key: status, cls: "" };
+  ES.inProgress = (status) => status === "paid" || status === "provisioning" || status === "failed";
+
+  ES.pages.orders = function () {
+    const box = document.getElementById("orders");
+    let orders = null;
+    let polls = 0;
+
+    function orderRow(order) {
+      const kind = ES.areaKind(order.country_code);
+      const info = ES.statusInfo(order.status);
+      const plan = ES.planText(order) || order.bundle_name;
+
+      return el("a", { class: "row order", href: "/esim/" + encodeURIComponent(order.id), "data-order": order.id }, [
+        el("span", { class: "flag", "aria-hidden": "true", text: ES.flag(order.country_code) }),
+        el("span", { class: "main" }, [
+          el("div", { class: "name" }, [
+            ES.areaName(kind, order.country_code, order.country_name || order.bundle_name),
+            order.top_up_of ? el("span", { class: "hint", text: " · " + t("topup_badge") }) : null,
+          ]),
+          el("div", { class: "sub", text: plan }),
+          order.created_at ? el("div", { class: "sub", text: t("ordered_on", { date: ES.date(order.created_at) }) }) : null,
+        ]),
+        el("span", { class: "chip " + info.cls, "data-status": order.status, text: t(info.key) }),
+        el("span", { class: "chev", "aria-hidden": "true", text: "›" }),
+      ]);
+    }
+
+    function render() {
+      if (!orders) return;
+      if (!orders.length) {
+        ES.state(box, {
+          icon: "🌍", title: t("my_empty"), text: t("my_empty_hint"), button: { text: t("browse_plans"), href: "/" },
+        });
+        return;
+      }
+      box.replaceChildren(el("div", { class: "list" }, orders.map(orderRow)));
+    }
+
+    function load() {
+      ES.api("/api/orders", { auth: true }).then((answer) => {
+        orders = answer.orders || [];
+        render();
+        // Something is being prepared: look again soon, less often the longer it takes.
+        if (orders.some((o) => ES.inProgress(o.status))) {
+          polls += 1;
+          setTimeout(load, polls < 20 ? 3000 : 15000);
+        }
+      }).catch((error) => {
+        if (orders) setTimeout(load, 15000); // keep what we show; try again quietly
+        else ES.errorState(box, error, load);
+      });
+    }
+
+    ES.onLang(render);
+    load();
+  };
+})(window.ES);

@@ -1,0 +1,83 @@
+/* plans.js — the plans of one destination (/country/<ISO>, /region/<slug>, /global) from
+   GET /api/esimgo/bundles, split into Standard and Unlimited; a plan opens its checkout. With ?iccid= (a
+   top-up) the choice is carried on to the checkout. */
+(function (ES) {
+  "use strict";
+
+  const { el, t, tn } = ES;
+
+  ES.pages.plans = function () {
+    const body = document.body;
+    const kind = body.dataset.kind;
+    const code = body.dataset.area;
+    const iccid = ES.query("iccid");
+    const box = document.getElementById("plans");
+    const tabs = document.getElementById("plan-tabs");
+    const query = kind === "local" ? "country=" + encodeURIComponent(code)
+      : kind === "regional" ? "region=" + encodeURIComponent(code) : "global";
+    let data = null;
+    let tab = "standard";
+
+    function planRow(plan) {
+      const href = "/checkout/" + encodeURIComponent(plan.name) + (iccid ? "?iccid=" + encodeURIComponent(iccid) : "");
+      const details = [plan.unlimited ? t("unlimited") : null, ES.speed(plan.speed)];
+      if (kind !== "local" && plan.countries > 1) details.push(tn("countries_n", plan.countries));
+      return el("a", { class: "row plan", href, "data-bundle": plan.name }, [
+        el("span", { class: "gb", text: plan.unlimited ? "∞" : ES.gb(plan.data_mb) }),
+        el("span", { class: "main" }, [
+          el("div", { class: "name", text: ES.days(plan.duration_days) }),
+          el("div", { class: "sub", text: details.filter(Boolean).join(" · ") }),
+        ]),
+        el("span", { class: "price" }, [
+          el("div", { class: "stars", text: ES.stars(plan.stars) }),
+          el("div", { class: "usd", text: ES.usd(plan.price_usd) }),
+        ]),
+        el("span", { class: "chev", "aria-hidden": "true", text: "›" }),
+      ]);
+    }
+
+    function render() {
+      if (!data) return;
+      const area = data.area;
+      const name = ES.areaName(kind, code, area.name);
+      document.getElementById("area-name").textContent = name;
+      document.getElementById("area-flag").textContent = area.flag;
+      document.title = name + " · esimsdata";
+      document.getElementById("area-sub").textContent = kind === "local"
+        ? tn("plans_n", area.plan_count)
+        : tn("countries_n", area.countries) + " · " + tn("plans_n", area.plan_count);
+      const standard = data.bundles.filter((b) => !b.unlimited);
+      const unlimited = data.bundles.filter((b) => b.unlimited);
+      tabs.hidden = !(standard.length && unlimited.length);
+      for (const button of ES.$$("button", tabs)) button.setAttribute("aria-selected", String(button.dataset.tab === tab));
+      const shown = tab === "unlimited" ? unlimited : standard;
+      box.replaceChildren(el("div", { class: "list" }, shown.map(planRow)));
+    }
+
+    function load() {
+      ES.api("/api/esimgo/bundles?" + query).then((answer) => {
+        data = answer;
+        if (!data.bundles.some((b) => !b.unlimited)) tab = "unlimited";
+        render();
+      }).catch((error) => {
+        if (error.status === 503) {
+          ES.state(box, { spinner: true, title: t("catalogue_loading") });
+          setTimeout(load, 3000);
+        } else if (error.status === 404) {
+          ES.state(box, { icon: "🧭", title: t("no_plans"), button: { text: t("to_catalogue"), href: "/" } });
+        } else {
+          ES.errorState(box, error, load);
+        }
+      });
+    }
+
+    tabs.addEventListener("click", (event) => {
+      const button = event.target.closest("button[data-tab]");
+      if (!button || button.dataset.tab === tab) return;
+      tab = button.dataset.tab;
+      render();
+    });
+    ES.onLang(render);
+    load();
+  };
+})(window.ES);

@@ -1,0 +1,184 @@
+"""The Mini App's pages through Flask's test client (SPEC §7, issue 4): every route answers, HTML is never
+cached while assets are content-hashed and cached for good, demo mode's signed buyer exists only in demo
+mode, data from config and URLs is escaped, and both languages carry every text the pages use."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from auth import validate_init_data
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGES = ["/", "/country/TH", "/region/europe", "/global", "/checkout/esim_1GB_7D_TH_V2", "/my-esims",
+         "/esim/ord_20261122_ab12cd34ef", "/help"]
+
+
+def script_url(html: str) -> str:
+    return re.search(r'<script src="(/assets/app\.js\?v=[0-9a-f]+)"', html).group(1)
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_every_page_answers_html_that_is_never_cached(client, path):
+    response = client.get(path)
+    assert response.status_code == 200
+    assert response.mimetype == "text/html"
+    assert response.headers["Cache-Control"] == "no-store"
+    csp = response.headers["Content-Security-Policy"]
+    assert "default-src 'self'" in csp and "script-src 'self' https://telegram.org" in csp
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_telegram_script_comes_first_then_one_hashed_bundle(client, path):
+    html = client.get(path).get_data(as_text=True)
+    head = html[html.index("<head>"):html.index("</head>")]
+    scripts = re.findall(r'<script src="([^"]+)"', html)
+    assert scripts[0] == "https://telegram.org/js/telegram-web-app.js?63"
+    assert head.index("telegram-web-app.js") < head.index("<style>")
+    assert scripts[1:] == [script_url(html)]
+    assert "<link rel=\"stylesheet\"" not in html  # the CSS is inlined: one request less
+    # Nothing from anyone else's origin: no CDNs, no web fonts.
+    hosts = set(re.findall(r'(?:src|href)="https?://([^/"]+)', html))
+    assert hosts <= {"telegram.org", "t.me"}
+
+
+def test_the_bundle_url_names_its_content_and_is_cached_for_a_year(client):
+    url = script_url(client.get("/").get_data(as_text=True))
+    response = client.get(url)
+    assert response.status_code == 200 and response.mimetype == "text/javascript"
+    assert url.endswith("v=" + hashlib.sha256(response.data).hexdigest()[:12])
+    assert response.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    body = response.get_data(as_text=True)
+    assert "window.ES_I18N" in body and "ES.pages.catalogue" in body and "ES.pages.esim" in body
+    # A stale or missing version is served fresh, never pinned in a cache.
+    assert client.get("/assets/app.js?v=000000000000").headers["Cache-Control"] == "no-cache"
+    assert client.get("/assets/other.js").status_code == 404
+
+
+def test_static_files_with_their_hash_are_cached_for_a_year(client, app):
+    with app.test_request_context():
+        from pages import static_url
+
+        url = static_url("i18n.json")
+    content = (ROOT / "static" / "i18n.json").read_bytes()
+    assert url == "/static/i18n.json?v=" + hashlib.sha256(content).hexdigest()[:12]
+    assert client.get(url).headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    assert client.get("/static/i18n.json?v=stale").headers["Cache-Control"] == "no-cache"
+
+
+def test_first_screen_is_small(client):
+    html = client.get("/").data
+    bundle = client.get(script_url(html.decode())).data
+    countries = client.get("/api/esimgo/countries").data
+    # HTML (CSS inlined) + the bundle + the catalogue call: the whole first screen from our origin.
+    assert len(html) + len(bundle) + len(countries) <= 150 * 1024
+
+
+def test_a_lowercase_country_code_redirects_to_the_stable_url(client):
+    response = client.get("/country/th?iccid=8944")
+    assert response.status_code == 301
+    assert response.headers["Location"] == "/country/TH?iccid=8944"
+
+
+@pytest.mark.parametrize("path", ["/country/ZZ", "/country/THA", "/region/atlantis", "/checkout/esim_nope_V2",
+                                  "/checkout/bad%20name", "/esim/ord.1"])
+def test_unknown_destinations_plans_and_orders_are_404_pages(client, path):
+    response = client.get(path)
+    assert response.status_code == 404
+    assert response.mimetype == "text/html" and response.headers["Cache-Control"] == "no-store"
+
+
+def test_demo_init_data_does_not_exist_outside_demo_mode(client):
+    response = client.get("/api/demo/init-data")
+    assert response.status_code == 404
+    assert response.get_json()["error"] == "not_found"
+
+
+def test_demo_mode_signs_a_demo_buyer_in_the_asked_language(app, client):
+    app.config["DEMO_MODE"] = True
+    response = client.get("/api/demo/init-data?lang=ru")
+    assert response.status_code == 200 and response.headers["Cache-Control"] == "no-store"
+    init_data = response.get_json()["init_data"]
+    buyer = validate_init_data(init_data, app.config["TELEGRAM_BOT_TOKEN"], 60)
+    assert (buyer.id, buyer.first_name, buyer.username, buyer.language_code) == (1000001, "Demo", "demo_buyer", "ru")
+    assert client.get("/api/orders", headers={"Authorization": "tma " + init_data}).status_code == 200
+    odd = client.get("/api/demo/init-data?lang=xx").get_json()["init_data"]
+    assert validate_init_data(odd, app.config["TELEGRAM_BOT_TOKEN"], 60).language_code == "en"
+
+
+def test_demo_payment_does_not_exist_outside_demo_mode(client, tma):
+    response = client.post("/api/demo/pay/ord_20261122_ab12cd34ef", headers={"Authorization": tma(1000001)})
+    assert response.status_code == 404 and response.get_json()["error"] == "not_found"
+
+
+def test_demo_payment_pays_only_the_buyers_own_waiting_order(app, client, tma, telegram):
+    app.config["DEMO_MODE"] = True
+    buyer = {"Authorization": tma(1000001)}
+    assert client.post("/api/demo/pay/ord_x").status_code == 401
+    invoice = client.post("/api/telegram/stars/create-invoice", headers=buyer,
+                          json={"bundle_name": "esim_1GB_7D_TH_V2"}).get_json()
+    order_id = invoice["order_id"]
+    stranger = client.post(f"/api/demo/pay/{order_id}", headers={"Authorization": tma(1000002)})
+    assert stranger.status_code == 404
+    response = client.post(f"/api/demo/pay/{order_id}", headers=buyer)
+    assert response.status_code == 200 and response.get_json() == {"order_id": order_id, "status": "paid"}
+    order = client.get(f"/api/orders/{order_id}", headers=buyer).get_json()["order"]
+    assert order["status"] in ("paid", "provisioning", "completed") and order["paid_at"]
+    answers = telegram.calls("answerPreCheckoutQuery")
+    assert len(answers) == 1 and answers[0].params["ok"].lower() == "true"  # Telegram's order of events
+    again = client.post(f"/api/demo/pay/{order_id}", headers=buyer)
+    assert again.status_code == 409
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_demo_mode_says_so_on_every_page(app, client, path):
+    assert 'class="demo-banner"' not in client.get(path).get_data(as_text=True)
+    app.config["DEMO_MODE"] = True
+    html = client.get(path).get_data(as_text=True)
+    assert "Demo mode — nothing is real" in html and 'data-demo="1"' in html
+
+
+def test_config_and_url_values_are_escaped(app, client):
+    app.config["SUPPORT_CONTACT"] = '<script>alert(1)</script>'
+    html = client.get("/help").get_data(as_text=True)
+    assert "<script>alert(1)" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    html = client.get('/esim/x"onload="alert(1)').get_data(as_text=True)
+    assert 'onload="alert(1)' not in html
+
+
+def test_a_support_handle_becomes_a_telegram_link(app, client):
+    app.config["SUPPORT_CONTACT"] = "@esimsdata_help"
+    html = client.get("/help").get_data(as_text=True)
+    assert 'href="https://t.me/esimsdata_help"' in html and "/paysupport" in html
+
+
+def test_pages_render_in_the_buyers_language(client):
+    english = client.get("/help").get_data(as_text=True)
+    assert '<html lang="en">' in english and "Refunds" in english
+    client.set_cookie("lang", "ru")  # set by the page's script from Telegram's language_code or the switch
+    russian = client.get("/help").get_data(as_text=True)
+    assert '<html lang="ru">' in russian and "Возврат" in russian and "/paysupport" in russian
+    client.delete_cookie("lang")
+    by_header = client.get("/my-esims", headers={"Accept-Language": "ru-RU,ru;q=0.9"}).get_data(as_text=True)
+    assert "Мои eSIM" in by_header
+
+
+def test_both_languages_have_every_text_the_pages_use():
+    table = json.loads((ROOT / "static" / "i18n.json").read_text("utf-8"))
+    plural = re.compile(r"_(one|few|many|other)$")
+    english = {plural.sub("", k) for k in table["en"]}
+    russian = {plural.sub("", k) for k in table["ru"]}
+    assert english == russian
+    templates = "".join(p.read_text("utf-8") for p in (ROOT / "templates").glob("*.html"))
+    scripts = "".join(p.read_text("utf-8") for p in (ROOT / "static" / "js").glob("*.js"))
+    used = set(re.findall(r'\bt\("([a-z_]+)"\)', templates)) | set(re.findall(r'data-i18n="([a-z_]+)"', templates))
+    used |= set(re.findall(r'\bt\("([a-z_]+)"', scripts)) | set(re.findall(r'\btn\("([a-z_]+)"', scripts))
+    assert used, "no texts found"
+    assert used <= english, sorted(used - english)
+    for key in re.findall(r'\btn\("([a-z_]+)"', scripts):
+        assert f"{key}_other" in table["en"] and f"{key}_many" in table["ru"], key
