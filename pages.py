@@ -186,11 +186,8 @@ def _support() -> dict[str, str | None]:
 
 def _bot_url() -> str | None:
     # The bot's @username is not a required setting; without it the "open in Telegram" page explains in words.
-    for key in ("TELEGRAM_BOT_USERNAME", "BOT_USERNAME"):
-        match = _TELEGRAM_HANDLE.fullmatch(str(current_app.config.get(key) or "").strip())
-        if match:
-            return f"https://t.me/{match.group(1)}"
-    return None
+    match = _TELEGRAM_HANDLE.fullmatch(str(current_app.config.get("TELEGRAM_BOT_USERNAME") or "").strip())
+    return f"https://t.me/{match.group(1)}" if match else None
 
 
 @bp.app_context_processor
