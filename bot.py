@@ -54,14 +54,17 @@ def _lang(user: types.User | None) -> str:
     return language_of(user.language_code if user else None)
 
 
+def app_button(text: str, url: str) -> types.InlineKeyboardButton:
+    """A button opening a Mini App page: a web_app button on https, a plain link otherwise (web_app buttons
+    need https; demo mode runs on http://127.0.0.1)."""
+    if url.startswith("https://"):
+        return types.InlineKeyboardButton(text, web_app=types.WebAppInfo(url))
+    return types.InlineKeyboardButton(text, url=url)
+
+
 def _shop_markup(lang: str, path: str = "/", label_key: str = "open_shop") -> types.InlineKeyboardMarkup:
     url = current_app.config["PUBLIC_BASE_URL"] + path
-    markup = types.InlineKeyboardMarkup()
-    if url.startswith("https://"):
-        markup.add(types.InlineKeyboardButton(t(label_key, lang), web_app=types.WebAppInfo(url)))
-    else:  # web_app buttons need https; demo mode links to the page instead
-        markup.add(types.InlineKeyboardButton(t(label_key, lang), url=url))
-    return markup
+    return types.InlineKeyboardMarkup().add(app_button(t(label_key, lang), url))
 
 
 def _register_handlers(bot: TeleBot) -> None:

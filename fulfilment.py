@@ -28,6 +28,7 @@ from telebot import TeleBot, types
 from telebot.apihelper import ApiTelegramException
 
 import orders
+from bot import app_button
 from esimgo import (
     Esim,
     EsimGoBadResponse,
@@ -245,8 +246,7 @@ class Fulfilment:
             recent = self.esimgo.recent_orders(attempted - RECONCILE_LOOKBACK)
         except EsimGoError as exc:
             raise RuntimeError(f"cannot check eSIM Go for an earlier purchase: {exc}") from exc
-        owned = {o.get("orderReference") for o in iter_orders(self.store.all_orders())}
-        matches = [o for o in recent if o.reference and o.reference not in owned
+        matches = [o for o in recent if o.reference and self.store.get_by_reference(o.reference) is None
                    and order["bundle_name"] in o.items
                    and (not order.get("top_up_of") or any(e.iccid == order["top_up_of"] for e in o.esims)
                         or not o.esims)]
@@ -284,11 +284,7 @@ class Fulfilment:
     # ---- delivery ----------------------------------------------------------------------------
 
     def _order_button(self, order: dict[str, Any], lang: str) -> types.InlineKeyboardButton:
-        url = f"{self.public_url}/esim/{order['id']}"
-        # web_app buttons need https; a plain link keeps demo mode (http://127.0.0.1) working.
-        if url.startswith("https://"):
-            return types.InlineKeyboardButton(t("open_esim", lang), web_app=types.WebAppInfo(url))
-        return types.InlineKeyboardButton(t("open_esim", lang), url=url)
+        return app_button(t("open_esim", lang), f"{self.public_url}/esim/{order['id']}")
 
     def _deliver(self, order: dict[str, Any]) -> None:
         oid = order["id"]
