@@ -129,27 +129,26 @@ def _register_handlers(bot: TeleBot) -> None:
 
 
 class SeenUpdates:
-    """update_ids already handled, in `data/updates.json`, shared by every worker and kept across restarts."""
+    """update_ids handled to the end, in `data/updates.json`, shared by every worker and kept across restarts.
+
+    An update is marked only after it was handled, so one whose process died half-way is handled again when
+    Telegram redelivers it. What makes a payment count once is its charge id (purchase.record_payment); this
+    record only spares redeliveries of finished work, and the check before handling is a cached read.
+    """
 
     def __init__(self, store: JsonStore) -> None:
         self.store = store
 
-    def claim(self, update_id: int) -> bool:
-        """True if this update is new (and now marked as being handled); False if it was seen before."""
+    def handled(self, update_id: int) -> bool:
+        return str(update_id) in self.store.read().get("seen", {})
+
+    def mark(self, update_id: int) -> None:
         with self.store.transaction() as data:
             seen = data.setdefault("seen", {})
-            if str(update_id) in seen:
-                return False
             seen[str(update_id)] = datetime.now(UTC).isoformat(timespec="seconds")
             if len(seen) > SEEN_UPDATES_KEPT:
                 for key in sorted(seen, key=seen.get)[: len(seen) - SEEN_UPDATES_KEPT]:
                     del seen[key]
-            return True
-
-    def release(self, update_id: int) -> None:
-        """Forget an update whose handling failed, so Telegram's redelivery is handled again."""
-        with self.store.transaction() as data:
-            data.get("seen", {}).pop(str(update_id), None)
 
 
 @bp.post("/webhook")
@@ -169,15 +168,18 @@ def webhook():  # type: ignore[no-untyped-def]
         log.warning("webhook: update %s not understood: %s", body.get("update_id"), exc)
         return api_error(400, "bad_update", f"The update could not be read: {exc}")
     seen: SeenUpdates = extensions.get("seen_updates")
-    if not seen.claim(update.update_id):
+    if seen.handled(update.update_id):
         log.info("webhook: update %s already handled", update.update_id)
         return jsonify(ok=True, duplicate=True)
     try:
         get_bot().process_new_updates([update])
     except Exception:
-        seen.release(update.update_id)
         log.exception("webhook: update %s failed; Telegram will redeliver it", update.update_id)
         return api_error(500, "update_failed", "The update could not be handled; please redeliver.")
+    try:
+        seen.mark(update.update_id)
+    except Exception:  # handled already; a redelivery would only find its work done
+        log.exception("webhook: update %s handled but not noted as handled", update.update_id)
     return jsonify(ok=True)
 
 

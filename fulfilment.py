@@ -41,7 +41,7 @@ from esimgo import (
 from messages import admin_text, plan_title, t
 from purchase import expire_unpaid, is_expired
 from qr import ios_install_url, lpa_for, qr_png
-from storage import OrderStore, find_order, iter_orders
+from storage import OrderStore
 
 log = logging.getLogger(__name__)
 
@@ -57,11 +57,8 @@ def _iso(moment: datetime) -> str:
 
 
 def needs_work(order: dict[str, Any]) -> bool:
-    """Whether this order has a step left (regardless of when it is due)."""
-    status = order.get("status")
-    if status in (orders.PAID, orders.PROVISIONING, orders.FAILED):
-        return True
-    return status == orders.COMPLETED and not order.get("delivered_at") and not order.get("delivery_error")
+    """Whether fulfilment has a step left for this order (regardless of when it is due)."""
+    return order.get("status") != orders.AWAITING_PAYMENT and orders.has_step_left(order)
 
 
 def due_in(order: dict[str, Any], now: datetime) -> float | None:
@@ -115,7 +112,7 @@ class Fulfilment:
     def run_due(self) -> int:
         """The worker's round: expire unpaid orders, advance every order whose next step is due."""
         now = _now()
-        snapshot = list(iter_orders(self.store.all_orders()))
+        snapshot = self.store.open_orders()  # never the whole history: its cost stays flat as sales grow
         if any(o.get("status") == orders.AWAITING_PAYMENT and is_expired(o, now) for o in snapshot):
             expire_unpaid(self.store, now)
         done = 0
@@ -141,8 +138,8 @@ class Fulfilment:
 
     def _claim(self, order_id: str) -> tuple[dict[str, Any] | None, float | None]:
         now = _now()
-        with self.store.transaction() as data:
-            order = find_order(data, order_id)
+        with self.store.transaction() as tx:
+            order = tx.get(order_id)
             if order is None:
                 return None, None
             wait = due_in(order, now)

@@ -92,6 +92,19 @@ def move(order: dict[str, Any], new: str, **fields: Any) -> None:
     order["updated_at"] = now_iso()
 
 
+def has_step_left(order: dict[str, Any]) -> bool:
+    """Whether something is still to happen to this order: a payment, the purchase, delivery or a refund."""
+    status = order.get("status")
+    if status in (AWAITING_PAYMENT, PAID, PROVISIONING, FAILED):
+        return True
+    return status == COMPLETED and not order.get("delivered_at") and not order.get("delivery_error")
+
+
+def is_settled(order: dict[str, Any]) -> bool:
+    """Nothing is left to happen to this order (the worker never needs to look at it again)."""
+    return not has_step_left(order)
+
+
 def buyer_view(order: dict[str, Any]) -> dict[str, Any]:
     """The part of an order its buyer may see."""
     return {k: order[k] for k in BUYER_FIELDS if k in order}

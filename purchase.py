@@ -22,7 +22,7 @@ import orders
 from auth import Buyer
 from catalogue import Catalogue, Plan
 from messages import language_of, plan_title
-from storage import OrderStore, find_order, iter_orders
+from storage import OrderStore
 
 log = logging.getLogger(__name__)
 
@@ -114,8 +114,8 @@ def create_invoice(*, store: OrderStore, catalogue: Catalogue, bot: TeleBot, esi
 
     order = new_order(buyer, plan, float(config["ORDER_EXPIRY_MINUTES"]), top_up_of)
     # The order exists before the invoice does, so no payment can ever arrive for an order we lack.
-    with store.transaction() as data:
-        data.setdefault(str(buyer.id), []).append(order)
+    with store.transaction() as tx:
+        tx.add(order)
 
     title = plan_title(order, buyer.language)[:INVOICE_TITLE_MAX]
     description = (f"{'Top-up' if top_up_of else 'eSIM'}: {plan.bundle.description}. "
@@ -187,12 +187,12 @@ def record_payment(store: OrderStore, message: types.Message) -> PaymentOutcome:
     charge_id = payment.telegram_payment_charge_id
     payer = message.from_user
     now = orders.now_iso()
-    with store.transaction() as data:
-        for existing in iter_orders(data):
-            if existing.get("telegram_payment_charge_id") == charge_id:
-                log.info("payment %s already recorded on order %s; redelivery ignored", charge_id, existing["id"])
-                return PaymentOutcome(existing["id"], False, existing["status"])
-        order = find_order(data, payment.invoice_payload)
+    with store.transaction() as tx:
+        existing = tx.get_by_charge_id(charge_id)
+        if existing is not None:
+            log.info("payment %s already recorded on order %s; redelivery ignored", charge_id, existing["id"])
+            return PaymentOutcome(existing["id"], False, existing["status"])
+        order = tx.get(payment.invoice_payload)
         problem = None
         if order is None:
             problem = "payment for an unknown order"
@@ -219,7 +219,7 @@ def record_payment(store: OrderStore, message: types.Message) -> PaymentOutcome:
                 "telegram_payment_charge_id": charge_id, "status": orders.FAILED, "created_at": now,
                 "updated_at": now, "paid_at": now, "refund_reason": problem, "last_error": problem,
             }
-            data.setdefault(str(payer.id), []).append(stray)
+            tx.add(stray)
             result = copy.deepcopy(stray)
     if problem:
         log.error("payment %s (%s Stars, user %s) cannot be fulfilled: %s; it will be refunded",
@@ -233,8 +233,8 @@ def expire_unpaid(store: OrderStore, now: datetime | None = None) -> list[str]:
     """Close orders whose invoice time ran out; returns their ids."""
     now = now or datetime.now(UTC)
     expired: list[str] = []
-    with store.transaction() as data:
-        for order in iter_orders(data):
+    with store.transaction() as tx:
+        for order in tx.open_orders():
             if order.get("status") == orders.AWAITING_PAYMENT and is_expired(order, now):
                 orders.move(order, orders.EXPIRED)
                 expired.append(order["id"])

@@ -26,7 +26,6 @@ from orders import (
 )
 from purchase import PurchaseError, create_invoice
 from qr import ios_install_url, lpa_for, qr_png, qr_signature_valid, signed_qr_path
-from storage import find_order
 
 bp = Blueprint("shop_api", __name__, url_prefix="/api")
 
@@ -131,8 +130,8 @@ def seed_order() -> Response | tuple[Response, int]:
         fields = clean_seed(body)
     except OrderInputError as exc:
         return api_error(400, "invalid_order", str(exc))
-    with extensions.store().transaction() as data:
-        existing = find_order(data, fields["id"]) if "id" in fields else None
+    with extensions.store().transaction() as tx:
+        existing = tx.get(fields["id"]) if "id" in fields else None
         if existing is None:
             if "telegram_user_id" not in fields:
                 return api_error(400, "invalid_order", "A new order needs telegram_user_id.")
@@ -140,7 +139,7 @@ def seed_order() -> Response | tuple[Response, int]:
                      "payment_method": "telegram_stars", "source": "telegram_mini_app", "created_at": now_iso()}
             order.update(fields)
             order.setdefault("updated_at", order["created_at"])
-            data.setdefault(str(order["telegram_user_id"]), []).append(order)
+            tx.add(order)
             created = True
         else:
             user = fields.get("telegram_user_id", existing.get("telegram_user_id"))

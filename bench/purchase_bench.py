@@ -47,10 +47,12 @@ def main() -> int:
     esimgo, telegram = EsimGoSandbox().start(), TelegramSandbox().start()
     data_dir = Path(tempfile.mkdtemp(prefix="esimsdata-bench-"))
     if args.orders_in_file:
-        with OrderStore(data_dir / "orders.json").transaction() as data:
+        store = OrderStore(data_dir / "orders.json", background=False)
+        with store.transaction() as tx:
             for i in range(args.orders_in_file):
-                data.setdefault(str(10_000 + i % 500), []).append(
-                    {"id": f"old_{i}", "status": "completed", "bundle_name": "esim_1GB_7D_TH_V2", "stars": 314})
+                tx.add({"id": f"old_{i}", "telegram_user_id": 10_000 + i % 500, "status": "completed",
+                        "delivered_at": "2026-01-01T00:00:00+00:00", "bundle_name": "esim_1GB_7D_TH_V2", "stars": 314})
+        store.compact()
     app = create_app(make_config(data_dir, esimgo, telegram))
     app.extensions["esimsdata"]["catalogue"].refresh()
     client = app.test_client()

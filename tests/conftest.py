@@ -112,7 +112,8 @@ def config(data_dir, esimgo, telegram) -> dict:
 def app(config):
     app = create_app(config)
     app.config["TESTING"] = True
-    return app
+    yield app
+    app.extensions["esimsdata"]["store"].close()  # stops its background thread before tmp_path goes
 
 
 @pytest.fixture
@@ -127,3 +128,23 @@ def tma():
         user = {"id": user_id, "first_name": "Test", "language_code": "en", **user}
         return "tma " + sign_init_data(token, user, auth_date=auth_date)
     return make
+
+
+def wait_on_disk(path: Path, until, timeout: float = 3.0) -> dict:
+    """orders.json as an operator reads it (plain json), once `until(data)` holds; the store's background
+    thread writes it within 2 s of a change (SPEC §2). Fails with what the file held last."""
+    import json
+    import time
+
+    deadline = time.monotonic() + timeout
+    data = None
+    while True:
+        try:
+            data = json.loads(Path(path).read_text())
+        except (FileNotFoundError, ValueError):
+            data = None
+        if data is not None and until(data):
+            return data
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{path} did not show the change within {timeout}s; it held: {str(data)[:500]}")
+        time.sleep(0.05)

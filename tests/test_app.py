@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -40,6 +41,45 @@ def test_a_corrupt_orders_file_gives_buyers_a_503_not_a_500(client, data_dir, tm
     assert response.status_code == 503
     assert response.get_json()["error"] == "storage_unavailable"
     assert (data_dir / "orders.json").read_text() == "{broken"
+
+
+_READ_ONLY_SHOP = """
+import json, os, sys
+sys.path.insert(0, sys.argv[1])
+from app import create_app
+from auth import sign_init_data
+config = json.loads(sys.argv[2])
+client = create_app(config).test_client()
+auth = {"Authorization": "tma " + sign_init_data(config["TELEGRAM_BOT_TOKEN"], {"id": 42, "first_name": "A"})}
+first = client.post("/api/telegram/stars/create-invoice", json={"bundle_name": "esim_1GB_7D_TH_V2"}, headers=auth)
+for folder, dirs, files in os.walk(config["DATA_DIR"]):  # the whole data folder becomes read-only
+    os.chmod(folder, 0o555)
+    for name in files:
+        os.chmod(os.path.join(folder, name), 0o444)
+health = client.get("/healthz")
+second = client.post("/api/telegram/stars/create-invoice", json={"bundle_name": "esim_1GB_7D_TH_V2"}, headers=auth)
+mine = client.get("/api/orders", headers=auth)
+print(json.dumps({"first": first.status_code, "health": [health.status_code, health.get_json()],
+                  "second": [second.status_code, second.get_json()], "mine": len(mine.get_json()["orders"])}))
+"""
+
+
+def test_a_read_only_data_folder_is_a_clear_503_for_health_and_buyers(config, data_dir):
+    # Root ignores file modes; without CAP_DAC_OVERRIDE it is held to them like any service user.
+    result = subprocess.run(["setpriv", "--bounding-set", "-dac_override,-dac_read_search", sys.executable, "-c",
+                             _READ_ONLY_SHOP, str(ROOT), json.dumps(config)], capture_output=True, text=True,
+                            timeout=60)
+    for folder, _, _ in os.walk(data_dir):
+        os.chmod(folder, 0o755)
+    assert result.returncode == 0, result.stderr[-2000:]
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    assert seen["first"] == 200
+    status, health = seen["health"]
+    assert status == 503 and "not writable" in health["storage"]["error"]
+    assert str(data_dir) not in json.dumps(health)
+    status, answer = seen["second"]
+    assert status == 503 and answer["error"] == "storage_unavailable" and answer["message"]
+    assert seen["mine"] == 1  # the earlier order is still there; the refused one was never made
 
 
 def test_unknown_api_routes_answer_json(client):

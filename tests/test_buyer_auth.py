@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import time
 from urllib.parse import quote
 
 import pytest
 
 from auth import InitDataError, validate_init_data
-from conftest import BOT_TOKEN, SERVICE_TOKEN
+from conftest import BOT_TOKEN, SERVICE_TOKEN, wait_on_disk
 
 DAY = 86400
 
@@ -147,6 +146,6 @@ def test_status_never_moves_backwards_and_owners_never_change(client):
 
 def test_seeded_orders_are_written_to_the_file_operators_read(client, data_dir):
     seed(client, id="ord_x", telegram_user_id=2515644, bundle_name="esim_1GB_7D_TH_V2", price="3.06")
-    on_disk = json.loads((data_dir / "orders.json").read_text())
+    on_disk = wait_on_disk(data_dir / "orders.json", lambda d: "2515644" in d)
     assert on_disk["2515644"][-1]["id"] == "ord_x"
     assert on_disk["2515644"][-1]["price"] == 3.06

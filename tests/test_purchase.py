@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -14,7 +15,7 @@ import pytest
 from PIL import Image
 
 import updates
-from conftest import ADMIN_ID, WEBHOOK_SECRET
+from conftest import ADMIN_ID, WEBHOOK_SECRET, wait_on_disk
 
 BUYER = 2515644
 BUNDLE = "esim_1GB_7D_TH_V2"
@@ -474,8 +475,29 @@ def test_myesims_lists_the_buyers_orders_and_paysupport_answers(app, client, tma
 
 def test_a_failing_handler_answers_500_so_telegram_redelivers(app, client, tma, telegram, data_dir):
     answer = invoice(client, tma)
-    (data_dir / "orders.json").write_text("{broken")  # storage unusable while the payment arrives
+    journal = data_dir / "orders.journal"
+    shutil.rmtree(journal)
+    journal.write_text("not a folder")  # nothing can be written while the payment arrives
     update = updates.successful_payment(BUYER, answer["order_id"], 314)
     assert post(client, update).status_code == 500
     threading.Event().wait(0.1)
     assert post(client, update).status_code == 500  # not swallowed as "already handled"
+    assert client.get("/healthz").get_json()["storage"]["ok"] is False
+    journal.unlink()  # the operator mends the disk; Telegram redelivers once more
+    assert post(client, update).status_code == 200
+    telegram.wait_for("sendPhoto", chat_id=BUYER)
+    assert wait_status(app, answer["order_id"], {"completed"})["status"] == "completed"
+
+
+def test_a_payment_while_orders_json_is_deleted_is_still_fulfilled_and_health_says_why(app, client, tma, telegram,
+                                                                                       data_dir):
+    answer = invoice(client, tma)
+    wait_on_disk(data_dir / "orders.json", lambda d: str(BUYER) in d)
+    (data_dir / "orders.json").unlink()
+    health = client.get("/healthz")
+    assert health.status_code == 503 and "orders.json is missing" in health.get_json()["storage"]["error"]
+    # Not an empty shop: the order made before the deletion is paid for and delivered, never refunded.
+    assert post(client, updates.successful_payment(BUYER, answer["order_id"], 314)).status_code == 200
+    telegram.wait_for("sendPhoto", chat_id=BUYER)
+    assert wait_status(app, answer["order_id"], {"completed"})["status"] == "completed"
+    assert telegram.calls("refundStarPayment") == []
