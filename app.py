@@ -65,6 +65,14 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(qr_bp)
     app.register_blueprint(pages_bp)
 
+    @app.after_request
+    def protect(response):  # type: ignore[no-untyped-def]
+        # Order answers carry activation codes (LPA, Matching ID, QR): nothing is stored by a browser, a proxy
+        # or Telegram's web view unless a route says otherwise (hashed assets do).
+        response.headers.setdefault("Cache-Control", "no-store")
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        return response
+
     @app.get("/healthz")
     def healthz():  # type: ignore[no-untyped-def]
         storage_state = store.check()

