@@ -93,7 +93,12 @@ def move(order: dict[str, Any], new: str, **fields: Any) -> None:
 
 
 def has_step_left(order: dict[str, Any]) -> bool:
-    """Whether something is still to happen to this order: a payment, the purchase, delivery or a refund."""
+    """Whether something is still to happen to this order: a payment, the purchase, delivery or a refund.
+
+    Orders saved through the operator endpoint (`imported`) are records: nothing happens to them by itself.
+    """
+    if order.get("imported"):
+        return False
     status = order.get("status")
     if status in (AWAITING_PAYMENT, PAID, PROVISIONING, FAILED):
         return True
@@ -103,6 +108,11 @@ def has_step_left(order: dict[str, Any]) -> bool:
 def is_settled(order: dict[str, Any]) -> bool:
     """Nothing is left to happen to this order (the worker never needs to look at it again)."""
     return not has_step_left(order)
+
+
+def can_pay(order: dict[str, Any]) -> bool:
+    """Whether a Stars payment may be taken for this order now (its invoice is ours and still open)."""
+    return order.get("status") == AWAITING_PAYMENT and not order.get("imported")
 
 
 def buyer_view(order: dict[str, Any]) -> dict[str, Any]:

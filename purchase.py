@@ -148,7 +148,7 @@ def pre_checkout_refusal(order: dict[str, Any] | None, user_id: int, currency: s
     if order.get("status") == orders.EXPIRED or (order.get("status") == orders.AWAITING_PAYMENT
                                                  and is_expired(order)):
         return "pcq_expired"
-    if order.get("status") != orders.AWAITING_PAYMENT:
+    if not orders.can_pay(order):
         return "pcq_not_awaiting"
     if currency != "XTR" or total_amount != order.get("stars"):
         return "pcq_amount"
@@ -200,6 +200,8 @@ def record_payment(store: OrderStore, message: types.Message) -> PaymentOutcome:
             problem = f"payment by user {payer.id} for another user's order"
         elif payment.currency != "XTR" or payment.total_amount != order.get("stars"):
             problem = f"paid {payment.total_amount} {payment.currency}, order costs {order.get('stars')} XTR"
+        elif order.get("imported"):
+            problem = "payment for an order saved by an operator (no invoice of ours)"
         elif not orders.can_move(order.get("status", ""), orders.PAID) or order.get("status") == orders.PAID:
             problem = f"order already {order.get('status')}"
         if problem is None:

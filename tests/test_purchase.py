@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 import updates
-from conftest import ADMIN_ID, WEBHOOK_SECRET, wait_on_disk
+from conftest import ADMIN_ID, SERVICE_TOKEN, WEBHOOK_SECRET, wait_on_disk
 
 BUYER = 2515644
 BUNDLE = "esim_1GB_7D_TH_V2"
@@ -515,3 +515,43 @@ def test_a_payment_while_orders_json_is_deleted_is_still_fulfilled_and_health_sa
     telegram.wait_for("sendPhoto", chat_id=BUYER)
     assert wait_status(app, answer["order_id"], {"completed"})["status"] == "completed"
     assert telegram.calls("refundStarPayment") == []
+
+
+def operator_saves(client, **fields):
+    return client.post("/api/orders", json=fields, headers={"X-Service-Token": SERVICE_TOKEN})
+
+
+def test_orders_saved_by_an_operator_never_buy_deliver_or_message(app, client, esimgo, telegram):
+    paid = operator_saves(client, telegram_user_id=BUYER, bundle_name=BUNDLE, status="paid", stars=314)
+    done = operator_saves(client, telegram_user_id=BUYER, bundle_name=BUNDLE, status="completed",
+                          smdpAddress="evil.example", matchingId="ATTACKER-CODE", iccid="8944000000000000099")
+    failed = operator_saves(client, telegram_user_id=BUYER, bundle_name=BUNDLE, status="failed",
+                            telegram_payment_charge_id="stxFORGED")
+    assert [r.status_code for r in (paid, done, failed)] == [201, 201, 201]
+    fulfilment = app.extensions["esimsdata"]["fulfilment"]
+    for _ in range(3):  # the worker's rounds
+        fulfilment.run_due()
+    assert esimgo.orders == []
+    assert telegram.calls("sendPhoto") == [] and telegram.calls("sendMessage") == []
+    assert telegram.calls("refundStarPayment") == []
+    assert store(app).get(paid.get_json()["order"]["id"])["status"] == "paid"  # kept as the record it is
+
+
+def test_an_operator_cannot_move_an_order_the_shop_is_handling(app, client, tma, esimgo):
+    answer = invoice(client, tma)  # awaiting payment: the shop's own invoice is open
+    refused = operator_saves(client, id=answer["order_id"], status="paid")
+    assert refused.status_code == 409 and refused.get_json()["error"] == "order_in_progress"
+    store(app).update(answer["order_id"], lambda o: o.update(status="expired"))
+    assert operator_saves(client, id=answer["order_id"], status="paid").status_code == 200  # a settled order
+    app.extensions["esimsdata"]["fulfilment"].run_due()
+    assert esimgo.orders == []  # recorded, not bought
+
+
+def test_a_payment_for_an_order_an_operator_saved_is_refunded(app, client, telegram):
+    saved = operator_saves(client, telegram_user_id=BUYER, bundle_name=BUNDLE, stars=314).get_json()["order"]
+    post(client, updates.pre_checkout(BUYER, saved["id"], 314))
+    (answer,) = telegram.calls("answerPreCheckoutQuery")
+    assert answer.params["ok"] in (False, "False", "false")
+    assert post(client, updates.successful_payment(BUYER, saved["id"], 314)).status_code == 200
+    telegram.wait_for("refundStarPayment")
+    assert store(app).get(saved["id"])["status"] == "awaiting_payment"
