@@ -61,6 +61,7 @@ DEFAULTS: dict[str, Any] = {
     "FULFIL_RECONCILE_SECONDS": "5",  # wait before deciding an interrupted purchase did not happen
     "FULFIL_PROCESSING_POLL_SECONDS": "2",
     "FULFIL_MAX_PROCESSING_SECONDS": "900",  # eSIM Go says assignment can take up to 10 minutes
+    "FULFIL_ATTENTION_MINUTES": "10",  # a paid order not settled by then is flagged and the admins told
     "WORKER_POLL_SECONDS": "2",
     "DEMO_MODE": False,
 }

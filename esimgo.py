@@ -453,8 +453,11 @@ class EsimGoClient:
         stamp = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
         body = self._json(self._request("GET", "/orders", params={"createdAt": f"gte:{stamp}", "limit": limit,
                                                                   "includeIccids": "true"}))
-        # The list envelope is not documented: accept {"orders": [...]} and a bare list.
-        items = body.get("orders") if isinstance(body, dict) else body
+        # The list envelope is not documented: accept {"orders": [...]}, a bare list, and the schema's own
+        # example, which is a single order object.
+        items = body
+        if isinstance(body, dict):
+            items = body.get("orders") if "orders" in body else [body] if "orderReference" in body else None
         if not isinstance(items, list):
             raise EsimGoBadResponse(f"order list not understood: {str(body)[:200]}")
         return [parse_order(item) for item in items if isinstance(item, dict)]

@@ -89,6 +89,7 @@ class Fulfilment:
         self.reconcile_wait = float(config["FULFIL_RECONCILE_SECONDS"])
         self.poll = float(config["FULFIL_PROCESSING_POLL_SECONDS"])
         self.max_processing = float(config["FULFIL_MAX_PROCESSING_SECONDS"])
+        self.attention_after = float(config["FULFIL_ATTENTION_MINUTES"]) * 60
 
     # ---- driving -----------------------------------------------------------------------------
 
@@ -120,7 +121,33 @@ class Fulfilment:
             if due_in(order, now) == 0:
                 self.advance(order["id"])
                 done += 1
+        for order in snapshot:
+            self._flag_if_overdue(order, now)
         return done
+
+    def _flag_if_overdue(self, order: dict[str, Any], now: datetime) -> None:
+        """A paid order still unsettled after the attention delay is flagged once, and the admins told why."""
+        paid_at = orders.parse_time(order.get("paid_at"))
+        if (order.get("needs_attention") or not needs_work(order) or paid_at is None
+                or (now - paid_at).total_seconds() < self.attention_after):
+            return
+        reason = order.get("refund_error") or order.get("delivery_error") or order.get("last_error") \
+            or f"still {order.get('status')}"
+        flagged_here: list[bool] = []
+
+        def mark(current: dict[str, Any]) -> None:  # under the lock: one worker flags it, once
+            if needs_work(current) and not current.get("needs_attention"):
+                current["needs_attention"] = {"since": orders.now_iso(), "reason": str(reason)[:300]}
+                flagged_here.append(True)
+        marked = self.store.update(order["id"], mark)
+        if marked and flagged_here:
+            flag = marked["needs_attention"]
+            minutes = (now - paid_at).total_seconds() / 60
+            log.error("order %s: paid %.0f min ago and still %s (%s); flagged for the admin", order["id"], minutes,
+                      marked.get("status"), flag["reason"])
+            self._alert_admins(admin_text("stuck", order_id=order["id"], status=marked.get("status"),
+                                          minutes=f"{minutes:.0f}", reason=flag["reason"],
+                                          user_id=order.get("telegram_user_id"), stars=order.get("stars")))
 
     def advance(self, order_id: str) -> float | None:
         """Do this order's next step if it is due and nobody else holds it. Returns seconds until the

@@ -98,6 +98,8 @@ ADMIN_TEXTS = {
     "refunded": "⚠️ Refunded order {order_id}: {reason}\nUser {user_id} {username}, {bundle}, {stars} ⭐",
     "refund_failed": "🚨 Refund FAILED for order {order_id} ({stars} ⭐, user {user_id}): {error}. "
                      "Check it on /admin/orders.html.",
+    "stuck": "🚨 Order {order_id} was paid {minutes} min ago and is still {status} ({stars} ⭐, user {user_id}): "
+             "{reason}. It needs attention on /admin/orders.html.",
 }
 
 

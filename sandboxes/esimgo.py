@@ -412,6 +412,7 @@ class EsimGoSandbox:
             self._processing_seconds = self._default_processing_seconds
             self._balance = _money(DEFAULT_BALANCE)
             self._organisation_shape = "list"
+            self._order_list_shape = "envelope"
             self._rate_window = 0
             self._rate_count = 0
 
@@ -444,6 +445,7 @@ class EsimGoSandbox:
         processing_seconds: float | None = None,
         balance: float | None = None,
         organisation_shape: str | None = None,
+        order_list_shape: str | None = None,
     ) -> None:
         if processing_seconds is not None and processing_seconds < 0:
             raise ValueError("processing_seconds must be >= 0")
@@ -451,6 +453,10 @@ class EsimGoSandbox:
             raise ValueError("balance must be >= 0")
         if organisation_shape is not None and organisation_shape not in ("list", "flat"):
             raise ValueError("organisation_shape must be 'list' or 'flat'")
+        # GET /orders: {"orders": [...]} (one client's reading), a bare list (one mock), or the v2.4 schema's
+        # own example, a single order object (the newest).
+        if order_list_shape is not None and order_list_shape not in ("envelope", "list", "object"):
+            raise ValueError("order_list_shape must be 'envelope', 'list' or 'object'")
         with self._lock:
             if processing_seconds is not None:
                 self._processing_seconds = float(processing_seconds)
@@ -458,6 +464,8 @@ class EsimGoSandbox:
                 self._balance = _money(balance)
             if organisation_shape is not None:
                 self._organisation_shape = organisation_shape
+            if order_list_shape is not None:
+                self._order_list_shape = order_list_shape
 
     @property
     def balance(self) -> float:
@@ -957,7 +965,12 @@ class EsimGoSandbox:
                 if all(checks[op](_parse_timestamp(order.created), when) for op, when in bounds)
             ]
             start = (page - 1) * limit
-            return {"orders": [self._order_json(o) for o in found[start : start + limit]], "rows": len(found)}
+            shown = [self._order_json(o) for o in found[start : start + limit]]
+            if self._order_list_shape == "list":
+                return shown
+            if self._order_list_shape == "object":
+                return shown[0] if shown else {}
+            return {"orders": shown, "rows": len(found)}
 
     def _get_order(self, reference: str) -> Any:
         with self._lock:
@@ -1097,7 +1110,7 @@ class EsimGoSandbox:
     def _control_settings(self) -> Any:
         if request.method == "POST":
             body = self._json_body()
-            unknown = set(body) - {"processing_seconds", "balance", "organisation_shape"}
+            unknown = set(body) - {"processing_seconds", "balance", "organisation_shape", "order_list_shape"}
             if unknown:
                 raise _ApiError(400, f"unknown fields: {', '.join(sorted(unknown))}")
             try:
@@ -1109,6 +1122,7 @@ class EsimGoSandbox:
                 "processing_seconds": self._processing_seconds,
                 "balance": float(self._balance),
                 "organisation_shape": self._organisation_shape,
+                "order_list_shape": self._order_list_shape,
             }
 
     def _control_orders(self) -> Any:

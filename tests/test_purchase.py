@@ -555,3 +555,43 @@ def test_a_payment_for_an_order_an_operator_saved_is_refunded(app, client, teleg
     assert post(client, updates.successful_payment(BUYER, saved["id"], 314)).status_code == 200
     telegram.wait_for("refundStarPayment")
     assert store(app).get(saved["id"])["status"] == "awaiting_payment"
+
+
+def test_an_interrupted_purchase_is_adopted_when_eSIM_Go_lists_orders_as_one_object(app, client, tma, esimgo,
+                                                                                    telegram):
+    app.config["FULFIL_INLINE"] = "0"
+    esimgo.settings(order_list_shape="object")  # the v2.4 schema's example shape
+    answer = invoice(client, tma)
+    pay(client, answer)
+    bought = app.extensions["esimsdata"]["esimgo"].create_order(BUNDLE)  # bought, then the process died
+    store(app).update(answer["order_id"], lambda o: o.update(status="provisioning", esimgo_unsure=True,
+                                                             buy_attempts=1, esimgo_attempt_at=orders_now()))
+    fulfilment(app).run_due()
+    order = store(app).get(answer["order_id"])
+    assert order["status"] == "completed" and order["orderReference"] == bought.reference
+    assert len(esimgo.orders) == 1
+
+
+def test_a_paid_order_that_cannot_be_settled_is_flagged_for_the_admin_once(app, client, tma, esimgo, telegram):
+    app.config["FULFIL_INLINE"] = "0"
+    fulfilment(app).attention_after = 0  # FULFIL_ATTENTION_MINUTES, 10 in production
+    answer = invoice(client, tma)
+    pay(client, answer)
+    # Unsure whether eSIM Go bought it, and eSIM Go's order list cannot be read: nothing may be bought again.
+    store(app).update(answer["order_id"], lambda o: o.update(status="provisioning", esimgo_unsure=True,
+                                                             buy_attempts=1, esimgo_attempt_at=orders_now()))
+    esimgo.fail("/orders", 500, times=50, method="GET")
+    for _ in range(3):
+        fulfilment(app).run_due()
+        store(app).update(answer["order_id"], lambda o: o.pop("next_attempt_at", None))
+    order = store(app).get(answer["order_id"])
+    assert order["status"] == "provisioning" and esimgo.orders == []
+    assert order["needs_attention"]["reason"]
+    alerts = [c for c in telegram.calls("sendMessage", chat_id=ADMIN_ID) if answer["order_id"] in c.params["text"]]
+    assert len(alerts) == 1 and "needs attention" in alerts[0].params["text"]
+
+
+def orders_now() -> str:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).isoformat(timespec="seconds")
