@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, jsonify
+from flask.json.provider import DefaultJSONProvider
 
 import bot
 import extensions
@@ -25,12 +26,27 @@ from storage import OrderStore
 
 log = logging.getLogger("esimsdata")
 
+MAX_BODY_BYTES = 256 * 1024
+
+
+class SafeJSON(DefaultJSONProvider):
+    """Flask's JSON, where a body nested too deeply to parse is bad input (400), like any other bad JSON."""
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        try:
+            return super().loads(s, **kwargs)
+        except RecursionError:
+            raise ValueError("JSON nested too deeply") from None
+
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     settings = load_config(config)
     _configure_logging()
     app = Flask(__name__)
     app.config.update(settings)
+    # Telegram updates and our own bodies are a few KB; anything far larger is refused with 413 before parsing.
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.json = SafeJSON(app)
     app.json.sort_keys = False  # keep our field order in answers (jq-friendly, readable)
 
     data_dir = Path(settings["DATA_DIR"])

@@ -53,6 +53,8 @@ DEFAULTS: dict[str, Any] = {
     "STORAGE_LOCK_TIMEOUT": "10",
     # Purchase lifecycle (SPEC §6). An unpaid invoice expires; fulfilment retries with backoff.
     "ORDER_EXPIRY_MINUTES": "60",
+    "ORDER_PRUNE_DAYS": "14",  # invoices that expired unpaid are dropped after this (no money ever moved)
+    "INVOICES_PER_MINUTE": "10",  # per buyer; more is a script, not a traveller
     "FULFIL_INLINE": "1",  # settle a fresh payment in a thread of the web process (the worker is the backup)
     "FULFIL_INLINE_SECONDS": "90",  # how long that thread keeps at it before leaving the rest to the worker
     "FULFIL_LEASE_SECONDS": "120",  # longer than any one step (eSIM Go read timeout is 30 s)

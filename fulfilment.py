@@ -39,7 +39,7 @@ from esimgo import (
     Order,
 )
 from messages import admin_text, plan_title, t
-from purchase import expire_unpaid, is_expired
+from purchase import expire_unpaid, is_expired, prune_expired
 from qr import ios_install_url, lpa_for, qr_png
 from storage import OrderStore
 
@@ -90,6 +90,8 @@ class Fulfilment:
         self.poll = float(config["FULFIL_PROCESSING_POLL_SECONDS"])
         self.max_processing = float(config["FULFIL_MAX_PROCESSING_SECONDS"])
         self.attention_after = float(config["FULFIL_ATTENTION_MINUTES"]) * 60
+        self.prune_days = float(config["ORDER_PRUNE_DAYS"])
+        self._next_prune = 0.0
 
     # ---- driving -----------------------------------------------------------------------------
 
@@ -123,6 +125,9 @@ class Fulfilment:
                 done += 1
         for order in snapshot:
             self._flag_if_overdue(order, now)
+        if time.monotonic() >= self._next_prune:
+            self._next_prune = time.monotonic() + 3600  # hourly is plenty for invoices kept for days
+            prune_expired(self.store, timedelta(days=self.prune_days), now)
         return done
 
     def _flag_if_overdue(self, order: dict[str, Any], now: datetime) -> None:

@@ -595,3 +595,34 @@ def orders_now() -> str:
     from datetime import UTC, datetime
 
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def test_invoices_that_expired_unpaid_long_ago_are_dropped_and_nothing_paid_ever_is(app, client, tma):
+    from datetime import UTC, datetime, timedelta
+
+    from purchase import prune_expired
+
+    old, recent, paid = (invoice(client, tma, user=BUYER + i)["order_id"] for i in range(3))
+    long_ago = (datetime.now(UTC) - timedelta(days=30)).isoformat(timespec="seconds")
+    store(app).update(old, lambda o: o.update(status="expired", updated_at=long_ago))
+    store(app).update(recent, lambda o: o.update(status="expired"))
+    store(app).update(paid, lambda o: o.update(status="expired", updated_at=long_ago, telegram_payment_charge_id="x"))
+    assert prune_expired(store(app), timedelta(days=14)) == 1
+    assert store(app).get(old) is None
+    assert store(app).get(recent) is not None and store(app).get(paid) is not None
+
+
+def test_a_buyer_creating_invoices_in_a_loop_is_slowed_down(client, tma):
+    answers = [client.post("/api/telegram/stars/create-invoice", json={"bundle_name": BUNDLE},
+                           headers={"Authorization": tma(BUYER)}) for _ in range(12)]
+    assert [a.status_code for a in answers[:10]] == [200] * 10
+    assert answers[10].status_code == 429 and answers[10].get_json()["error"] == "too_many_invoices"
+    other = client.post("/api/telegram/stars/create-invoice", json={"bundle_name": BUNDLE},
+                        headers={"Authorization": tma(BUYER + 1)})
+    assert other.status_code == 200  # one buyer's loop does not stop anyone else
+
+
+def test_an_oversized_body_is_refused_before_it_is_read(client, tma):
+    response = client.post("/api/telegram/stars/create-invoice", data=b"{" + b" " * (300 * 1024) + b"}",
+                           content_type="application/json", headers={"Authorization": tma(BUYER)})
+    assert response.status_code == 413 and response.get_json()["error"]
