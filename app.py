@@ -98,10 +98,12 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
                 "catalogue": catalogue_state}
         return jsonify(body), 200 if healthy else 503
 
+    catalogue.load_from_disk()
     if str(settings["CATALOGUE_BACKGROUND"]).lower() not in ("0", "false", "no", ""):
         catalogue.start_background()
-    else:
-        catalogue.load_from_disk()
+        if not catalogue.wait_until_loaded(float(settings["CATALOGUE_STARTUP_WAIT_SECONDS"])):
+            log.error("no catalogue after %ss (eSIM Go: %s); serving anyway, /healthz says 503 until it loads",
+                      settings["CATALOGUE_STARTUP_WAIT_SECONDS"], catalogue.last_error)
     return app
 
 

@@ -48,6 +48,8 @@ DEFAULTS: dict[str, Any] = {
     "CATALOGUE_REFRESH_HOURS": "24",
     "CATALOGUE_RETRY_SECONDS": "60",
     "CATALOGUE_BACKGROUND": "1",  # tests switch the thread off and load explicitly
+    # A starting worker waits this long for its plans before it serves (first start: one process fetches).
+    "CATALOGUE_STARTUP_WAIT_SECONDS": "45",
     # Buyer auth (SPEC §4): initData older than this is refused.
     "INITDATA_MAX_AGE_SECONDS": "86400",
     "STORAGE_LOCK_TIMEOUT": "10",

@@ -46,7 +46,7 @@ def run_script(env: dict[str, str], *args: str, **kwargs) -> subprocess.Complete
 
 
 class Gunicorn:
-    def __init__(self, env: dict[str, str], workers: int = 2) -> None:
+    def __init__(self, env: dict[str, str], workers: int = 2, ready: str = "/api/esimgo/countries") -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**env, "BIND": f"127.0.0.1:{self.port}", "WEB_CONCURRENCY": str(workers)}
@@ -58,7 +58,7 @@ class Gunicorn:
         while True:  # every worker answers only once it has the catalogue
             assert self.proc.poll() is None, "gunicorn exited"
             try:
-                oks = [requests.get(self.url + "/api/esimgo/countries", timeout=2).status_code for _ in range(4)]
+                oks = [requests.get(self.url + ready, timeout=2).status_code for _ in range(4)]
                 if oks == [200] * 4:
                     return
             except requests.RequestException:
@@ -203,3 +203,19 @@ def test_signed_qr_links_never_reach_the_access_log(data_dir, esimgo, telegram):
     log = server.log.read_text()
     assert f"GET /qr/{invoice['order_id']}.png HTTP/1.1\" 200" in log  # the request is logged...
     assert "sig=" not in log and qr_url.split("?")[1] not in log  # ...without its signature
+
+
+def test_once_healthz_is_200_no_buyer_is_told_plans_are_loading(data_dir, esimgo, telegram):
+    (data_dir / "catalogue.json").unlink()  # first start: one worker fetches, the others wait for its file
+    server = Gunicorn(server_env(data_dir, esimgo, telegram), workers=3, ready="/healthz")
+    try:
+        codes = [requests.get(server.url + "/api/esimgo/countries", timeout=10).status_code for _ in range(40)]
+        assert codes == [200] * 40
+        server.proc.send_signal(signal.SIGHUP)  # pm2 reload: new workers replace the old ones
+        deadline = time.monotonic() + 4
+        codes = []
+        while time.monotonic() < deadline:
+            codes.append(requests.get(server.url + "/api/esimgo/countries", timeout=10).status_code)
+        assert set(codes) == {200} and len(codes) > 20
+    finally:
+        server.stop()
