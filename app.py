@@ -54,7 +54,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     if settings["DEMO_MODE"]:
         import demo  # only demo mode needs the sandboxes
 
-        demo.ensure_sandboxes()
+        demo.ensure_sandboxes(settings)
         log.warning("DEMO MODE: no ESIMGO_API_KEY/TELEGRAM_BOT_TOKEN set; using the local eSIM Go and "
                     "Telegram sandboxes (%s, %s). Nothing here is real.",
                     settings["ESIMGO_BASE_URL"], settings["TELEGRAM_API_URL"])

@@ -16,9 +16,6 @@ from dotenv import dotenv_values
 
 ROOT = Path(__file__).resolve().parent
 
-# The sandboxes' fixed ports in demo mode (SPEC §8); tests start their own on free ports instead.
-DEMO_ESIMGO_PORT = 8101
-DEMO_TELEGRAM_PORT = 8102
 DEMO_ESIMGO_KEY = "sandbox-key"
 # Not a secret: a well-formed token the Bot API sandbox accepts, so the demo can sign initData.
 DEMO_BOT_TOKEN = "1000000001:DEMO-esimsdata-sandbox-token"
@@ -68,6 +65,9 @@ DEFAULTS: dict[str, Any] = {
     "FULFIL_ATTENTION_MINUTES": "10",  # a paid order not settled by then is flagged and the admins told
     "WORKER_POLL_SECONDS": "2",
     "DEMO_MODE": False,
+    # Demo mode's sandboxes (SPEC §8); a second checkout, or the tests, set other free ports.
+    "DEMO_ESIMGO_PORT": "8101",
+    "DEMO_TELEGRAM_PORT": "8102",
 }
 
 # Production refuses to start without these (SPEC §3).
@@ -142,10 +142,17 @@ def _enter_demo_mode(config: dict[str, Any]) -> None:
     config.update(
         DEMO_MODE=True,
         ESIMGO_API_KEY=DEMO_ESIMGO_KEY,
-        ESIMGO_BASE_URL=f"http://127.0.0.1:{DEMO_ESIMGO_PORT}/v2.4",
+        ESIMGO_BASE_URL=f"http://127.0.0.1:{_port('DEMO_ESIMGO_PORT', config)}/v2.4",
         TELEGRAM_BOT_TOKEN=DEMO_BOT_TOKEN,
-        TELEGRAM_API_URL=f"http://127.0.0.1:{DEMO_TELEGRAM_PORT}",
+        TELEGRAM_API_URL=f"http://127.0.0.1:{_port('DEMO_TELEGRAM_PORT', config)}",
     )
+
+
+def _port(name: str, config: dict[str, Any]) -> int:
+    value = str(config[name]).strip()
+    if not (value.isascii() and value.isdigit() and 0 < int(value) < 65536):
+        raise ConfigError(f"{name} must be a TCP port number, got {value!r}.")
+    return int(value)
 
 
 def parse_id_list(text: str) -> tuple[int, ...]:

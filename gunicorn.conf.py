@@ -28,10 +28,11 @@ def on_starting(server):
     """Demo mode: the master starts the vendor sandboxes once, so they outlive worker restarts."""
     from config import load_config
 
-    if load_config()["DEMO_MODE"]:
+    config = load_config()
+    if config["DEMO_MODE"]:
         import demo
 
-        server.demo_sandboxes = demo.ensure_sandboxes()
+        server.demo_sandboxes = demo.ensure_sandboxes(config)
 
 
 def on_exit(server):

@@ -44,7 +44,7 @@ import requests
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
-from sandboxes.server import ServerThread, serve_forever
+from sandboxes.server import ServerThread, add_identity, serve_forever
 
 API_PREFIX = "/v2.4"
 CONTROL_PREFIX = "/_sandbox"
@@ -692,6 +692,7 @@ class EsimGoSandbox:
         ]
         for rule, methods, view in controls:
             app.add_url_rule(CONTROL_PREFIX + rule, f"control {rule}", view, methods=methods)
+        add_identity(app, "esimgo")
         app.before_request(self._before_request)
         app.after_request(self._after_request)
         app.register_error_handler(_ApiError, self._api_error)

@@ -119,7 +119,7 @@ def test_no_keys_means_demo_mode_against_the_local_sandboxes():
 
 def test_bot_token_alias_and_env_file(tmp_path, monkeypatch):
     env = tmp_path / ".env"
-    env.write_text("BOT_TOKEN=42:from-file\nESIMGO_API_KEY=file-key\nCOUNTRY_MARKUPS=TH:10\n")
+    env.write_text("BOT_TOKEN=42:from-file\nESIMGO_API_KEY=file-key\nTELEGRAM_WEBHOOK_SECRET=s\nCOUNTRY_MARKUPS=TH:10\n")
     config = load_config(env_file=env)
     assert config["TELEGRAM_BOT_TOKEN"] == "42:from-file" and config["DEMO_MODE"] is False
     monkeypatch.setenv("ESIMGO_API_KEY", "env-key")  # the process environment wins over the file
@@ -188,7 +188,8 @@ def clean_env(**extra: str) -> dict[str, str]:
 def test_real_gunicorn_serves_the_shop_from_the_start_command(tmp_path, esimgo, telegram):
     port = free_port()
     env = clean_env(ESIMGO_API_KEY=esimgo.api_key, ESIMGO_BASE_URL=esimgo.url, TELEGRAM_BOT_TOKEN="1:x",
-                    TELEGRAM_API_URL=telegram.url, DATA_DIR=str(tmp_path), BIND=f"127.0.0.1:{port}")
+                    TELEGRAM_WEBHOOK_SECRET="s3cret", TELEGRAM_API_URL=telegram.url, DATA_DIR=str(tmp_path),
+                    BIND=f"127.0.0.1:{port}")
     proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "app:create_app()"], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -204,10 +205,15 @@ def test_real_gunicorn_serves_the_shop_from_the_start_command(tmp_path, esimgo, 
 
 
 @pytest.mark.slow
+def demo_ports() -> dict[str, str]:
+    """Free ports for demo mode's sandboxes, so tests never meet (or take) a running demo's 8101/8102."""
+    return {"DEMO_ESIMGO_PORT": str(free_port()), "DEMO_TELEGRAM_PORT": str(free_port())}
+
+
 def test_demo_mode_starts_its_own_sandboxes_and_says_so(tmp_path):
     port = free_port()
     env = clean_env(DATA_DIR=str(tmp_path), BIND=f"127.0.0.1:{port}",
-                    ESIMSDATA_ENV_FILE=str(tmp_path / "none.env"))
+                    ESIMSDATA_ENV_FILE=str(tmp_path / "none.env"), **demo_ports())
     log = tmp_path / "gunicorn.log"
     with log.open("w") as out:
         proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "app:create_app()"], cwd=ROOT, env=env,
@@ -222,8 +228,24 @@ def test_demo_mode_starts_its_own_sandboxes_and_says_so(tmp_path):
         stop(proc)
 
 
-def test_create_app_in_demo_mode_uses_the_fixed_sandbox_ports(tmp_path):
-    app = create_app({"DATA_DIR": str(tmp_path), "CATALOGUE_BACKGROUND": "0"})
+def test_create_app_in_demo_mode_uses_its_own_sandboxes_on_the_configured_ports(tmp_path):
+    ports = demo_ports()
+    app = create_app({"DATA_DIR": str(tmp_path), "CATALOGUE_BACKGROUND": "0", **ports})
     assert app.config["DEMO_MODE"] is True
+    assert app.config["TELEGRAM_API_URL"] == f"http://127.0.0.1:{ports['DEMO_TELEGRAM_PORT']}"
     assert requests.get(app.config["TELEGRAM_API_URL"] + f"/bot{app.config['TELEGRAM_BOT_TOKEN']}/getMe",
                         timeout=5).json()["ok"] is True
+
+
+def test_demo_mode_never_takes_a_stranger_on_its_port_for_eSIM_Go(tmp_path):
+    import demo
+
+    stranger = socket.socket()
+    stranger.bind(("127.0.0.1", 0))
+    stranger.listen()
+    ports = {**demo_ports(), "DEMO_ESIMGO_PORT": str(stranger.getsockname()[1])}
+    try:
+        with pytest.raises(demo.DemoError, match="not this checkout's esimgo sandbox.*DEMO_ESIMGO_PORT"):
+            create_app({"DATA_DIR": str(tmp_path), "CATALOGUE_BACKGROUND": "0", **ports})
+    finally:
+        stranger.close()
