@@ -626,3 +626,14 @@ def test_an_oversized_body_is_refused_before_it_is_read(client, tma):
     response = client.post("/api/telegram/stars/create-invoice", data=b"{" + b" " * (300 * 1024) + b"}",
                            content_type="application/json", headers={"Authorization": tma(BUYER)})
     assert response.status_code == 413 and response.get_json()["error"]
+
+
+@pytest.mark.parametrize("lang, bundle, title", [
+    ("ru", BUNDLE, "Таиланд · 1 ГБ · 7 дн."),
+    ("en", BUNDLE, "Thailand · 1 GB · 7 days"),
+    ("ru", "esim_3GB_30D_FR_V2", "Франция · 3 ГБ · 30 дн."),
+])
+def test_the_invoice_title_is_in_the_buyers_language_country_included(client, tma, telegram, lang, bundle, title):
+    invoice(client, tma, bundle=bundle, lang=lang)
+    (link,) = telegram.calls("createInvoiceLink")
+    assert link.params["title"] == title
