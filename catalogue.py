@@ -25,7 +25,7 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from durable import atomic_write
-from esimgo import CatalogueBundle, EsimGoClient, EsimGoError
+from esimgo import CatalogueBundle, EsimGoClient, EsimGoError, one_line
 from pricing import Price, PriceSettings, sale_price
 
 log = logging.getLogger(__name__)
@@ -233,7 +233,7 @@ class Catalogue:
                      time.monotonic() - started)
             return True
         except EsimGoError as exc:
-            self.last_error = f"{type(exc).__name__}: {exc}"
+            self.last_error = one_line(f"{type(exc).__name__}: {exc}")
             log.error("catalogue refresh failed: %s", self.last_error)
             return False
         finally:

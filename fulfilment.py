@@ -91,6 +91,7 @@ class Fulfilment:
         self.max_processing = float(config["FULFIL_MAX_PROCESSING_SECONDS"])
         self.attention_after = float(config["FULFIL_ATTENTION_MINUTES"]) * 60
         self.prune_days = float(config["ORDER_PRUNE_DAYS"])
+        self._lease_noted: dict[str, Any] = {}  # order id -> the lease last reported, to say it once
         self._next_prune = 0.0
 
     # ---- driving -----------------------------------------------------------------------------
@@ -179,9 +180,16 @@ class Fulfilment:
                 return None, None
             if wait > 0:
                 held = orders.parse_time(order.get("lease_until"))
-                # Leased by another process: it will finish the step; we stop here.
-                return None, None if held and held > now else wait
+                if held and held > now:
+                    # Leased by another process: it finishes the step, or (if it died) we take over after.
+                    if self._lease_noted.get(order_id) != order.get("lease_until"):
+                        self._lease_noted[order_id] = order.get("lease_until")
+                        log.info("order %s: %s, leased until %s by another process; if that process died, this "
+                                 "one takes over then", order_id, order.get("status"), order.get("lease_until"))
+                    return None, None
+                return None, wait
             order["lease_until"] = _iso(now + self.lease)
+            self._lease_noted.pop(order_id, None)
             return copy.deepcopy(order), 0.0
 
     def _save(self, order_id: str, status: str | None = None, keep_lease: bool = False,

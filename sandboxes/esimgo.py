@@ -179,6 +179,7 @@ class _Failure:
     message: str | None
     delay: float
     retry_after: int | None
+    html: bool = False
 
 
 @dataclass
@@ -425,8 +426,10 @@ class EsimGoSandbox:
         message: str | None = None,
         delay: float = 0.0,
         retry_after: int | None = None,
+        html: bool = False,
     ) -> None:
-        """Scripts the next `times` matching requests (path prefix below /v2.4) to fail or, with status 0, be slow."""
+        """Scripts the next `times` matching requests (path prefix below /v2.4) to fail or, with status 0, be slow.
+        With `html`, `message` is the whole body as text/html, as a proxy in front of eSIM Go answers."""
         if status != 0 and not 100 <= status <= 599:
             raise ValueError(f"status must be 0 or an HTTP status, not {status}")
         if times < 1 or delay < 0:
@@ -436,7 +439,7 @@ class EsimGoSandbox:
         path = "/" + path.lstrip("/")
         with self._lock:
             self._failures.append(
-                _Failure(path, status, times, method.upper() if method else None, message, delay, retry_after)
+                _Failure(path, status, times, method.upper() if method else None, message, delay, retry_after, html)
             )
 
     def settings(
@@ -760,6 +763,8 @@ class EsimGoSandbox:
             headers["Retry-After"] = str(failure.retry_after or 1)
         elif failure.retry_after is not None:
             headers["Retry-After"] = str(failure.retry_after)
+        if failure.html:
+            return Response(failure.message or "", status=status, content_type="text/html", headers=headers)
         return self._error(status, failure.message or _DEFAULT_MESSAGES.get(status, "Error"), headers)
 
     def _after_request(self, response: Response) -> Response:
@@ -1096,7 +1101,7 @@ class EsimGoSandbox:
 
     def _control_fail(self) -> Any:
         body = self._json_body()
-        allowed = {"path", "status", "times", "method", "message", "delay", "retry_after"}
+        allowed = {"path", "status", "times", "method", "message", "delay", "retry_after", "html"}
         unknown = set(body) - allowed
         if unknown:
             raise _ApiError(400, f"unknown fields: {', '.join(sorted(unknown))}")

@@ -249,3 +249,28 @@ def test_demo_mode_never_takes_a_stranger_on_its_port_for_eSIM_Go(tmp_path):
             create_app({"DATA_DIR": str(tmp_path), "CATALOGUE_BACKGROUND": "0", **ports})
     finally:
         stranger.close()
+
+
+def test_healthz_says_what_is_wrong_in_one_short_line_with_no_paths(app, client, esimgo, data_dir):
+    proxy_page = "<html>\n<head><title>502 Bad Gateway</title></head>\n<body>\n<h1>Bad Gateway</h1>\n" + "x" * 500
+    esimgo.fail("/catalogue", 502, times=10, message=proxy_page + "</body>\n</html>", html=True)
+    catalogue = app.extensions["esimsdata"]["catalogue"]
+    assert catalogue.refresh() is False
+    body = client.get("/healthz").get_data(as_text=True)
+    error = client.get("/healthz").get_json()["catalogue"]["last_error"]
+    assert "502 Bad Gateway" in error and "\n" not in error and "<" not in error and len(error) <= 200
+    assert str(data_dir) not in body and "orders.json" not in body.replace('"orders"', "")
+
+
+def test_a_successful_payment_without_a_charge_id_is_refused_and_said_so(app, client, tma, caplog):
+    import updates
+
+    answer = client.post("/api/telegram/stars/create-invoice", json={"bundle_name": "esim_1GB_7D_TH_V2"},
+                         headers={"Authorization": tma(5)}).get_json()
+    update = updates.successful_payment(5, answer["order_id"], answer["stars"])
+    update["message"]["successful_payment"]["telegram_payment_charge_id"] = ""
+    response = client.post("/api/telegram/webhook", json=update,
+                           headers={"X-Telegram-Bot-Api-Secret-Token": "test-webhook-secret"})
+    assert response.status_code == 200
+    assert app.extensions["esimsdata"]["store"].get(answer["order_id"])["status"] == "awaiting_payment"
+    assert "has no telegram_payment_charge_id" in caplog.text and "payment None" not in caplog.text

@@ -386,13 +386,17 @@ def test_a_dead_process_lease_is_taken_over_and_its_purchase_adopted(app, client
     assert len(esimgo.orders) == 1 and len(telegram.calls("sendPhoto")) == 1
 
 
-def test_a_held_lease_keeps_other_processes_off_the_order(app, client, tma, esimgo):
+def test_a_held_lease_keeps_other_processes_off_the_order(app, client, tma, esimgo, caplog):
     app.config["FULFIL_INLINE"] = "0"
     answer = invoice(client, tma)
     pay(client, answer)
     store(app).update(answer["order_id"], lambda o: o.update(lease_until="2099-01-01T00:00:00+00:00"))
     assert fulfilment(app).run_due() == 0
+    fulfilment(app).run_due()
     assert esimgo.orders == [] and store(app).get(answer["order_id"])["status"] == "paid"
+    # The operator reading the log learns why nothing happens, once, and what will.
+    said = [r.getMessage() for r in caplog.records if "leased until 2099" in r.getMessage()]
+    assert len(said) == 1 and "takes over then" in said[0]
 
 
 def test_a_failed_delivery_is_retried_without_buying_again(app, client, tma, esimgo, telegram):
