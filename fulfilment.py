@@ -124,12 +124,25 @@ class Fulfilment:
             if due_in(order, now) == 0:
                 self.advance(order["id"])
                 done += 1
+            else:
+                self._leased_elsewhere(order, now)
         for order in snapshot:
             self._flag_if_overdue(order, now)
         if time.monotonic() >= self._next_prune:
             self._next_prune = time.monotonic() + 3600  # hourly is plenty for invoices kept for days
             prune_expired(self.store, timedelta(days=self.prune_days), now)
         return done
+
+    def _leased_elsewhere(self, order: dict[str, Any], now: datetime) -> bool:
+        """Whether another process holds this order's lease; said once per lease in the log."""
+        held = orders.parse_time(order.get("lease_until"))
+        if not held or held <= now:
+            return False
+        if self._lease_noted.get(order["id"]) != order["lease_until"]:
+            self._lease_noted[order["id"]] = order["lease_until"]
+            log.info("order %s: %s, leased until %s by another process; if that process died, this one takes "
+                     "over then", order["id"], order.get("status"), order["lease_until"])
+        return True
 
     def _flag_if_overdue(self, order: dict[str, Any], now: datetime) -> None:
         """A paid order still unsettled after the attention delay is flagged once, and the admins told why."""
@@ -179,15 +192,8 @@ class Fulfilment:
             if wait is None:
                 return None, None
             if wait > 0:
-                held = orders.parse_time(order.get("lease_until"))
-                if held and held > now:
-                    # Leased by another process: it finishes the step, or (if it died) we take over after.
-                    if self._lease_noted.get(order_id) != order.get("lease_until"):
-                        self._lease_noted[order_id] = order.get("lease_until")
-                        log.info("order %s: %s, leased until %s by another process; if that process died, this "
-                                 "one takes over then", order_id, order.get("status"), order.get("lease_until"))
-                    return None, None
-                return None, wait
+                # Leased by another process: it finishes the step, or (if it died) we take over after.
+                return None, None if self._leased_elsewhere(order, now) else wait
             order["lease_until"] = _iso(now + self.lease)
             self._lease_noted.pop(order_id, None)
             return copy.deepcopy(order), 0.0

@@ -387,6 +387,7 @@ def test_a_dead_process_lease_is_taken_over_and_its_purchase_adopted(app, client
 
 
 def test_a_held_lease_keeps_other_processes_off_the_order(app, client, tma, esimgo, caplog):
+    caplog.set_level("INFO", logger="fulfilment")
     app.config["FULFIL_INLINE"] = "0"
     answer = invoice(client, tma)
     pay(client, answer)
