@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, jsonify
+from flask.json.provider import DefaultJSONProvider
 
 import bot
 import extensions
@@ -25,12 +26,27 @@ from storage import OrderStore
 
 log = logging.getLogger("esimsdata")
 
+MAX_BODY_BYTES = 256 * 1024
+
+
+class SafeJSON(DefaultJSONProvider):
+    """Flask's JSON, where a body nested too deeply to parse is bad input (400), like any other bad JSON."""
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        try:
+            return super().loads(s, **kwargs)
+        except RecursionError:
+            raise ValueError("JSON nested too deeply") from None
+
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     settings = load_config(config)
     _configure_logging()
     app = Flask(__name__)
     app.config.update(settings)
+    # Telegram updates and our own bodies are a few KB; anything far larger is refused with 413 before parsing.
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.json = SafeJSON(app)
     app.json.sort_keys = False  # keep our field order in answers (jq-friendly, readable)
 
     data_dir = Path(settings["DATA_DIR"])
@@ -38,7 +54,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     if settings["DEMO_MODE"]:
         import demo  # only demo mode needs the sandboxes
 
-        demo.ensure_sandboxes()
+        demo.ensure_sandboxes(settings)
         log.warning("DEMO MODE: no ESIMGO_API_KEY/TELEGRAM_BOT_TOKEN set; using the local eSIM Go and "
                     "Telegram sandboxes (%s, %s). Nothing here is real.",
                     settings["ESIMGO_BASE_URL"], settings["TELEGRAM_API_URL"])
@@ -65,6 +81,14 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(qr_bp)
     app.register_blueprint(pages_bp)
 
+    @app.after_request
+    def protect(response):  # type: ignore[no-untyped-def]
+        # Order answers carry activation codes (LPA, Matching ID, QR): nothing is stored by a browser, a proxy
+        # or Telegram's web view unless a route says otherwise (hashed assets do).
+        response.headers.setdefault("Cache-Control", "no-store")
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        return response
+
     @app.get("/healthz")
     def healthz():  # type: ignore[no-untyped-def]
         storage_state = store.check()
@@ -74,10 +98,12 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
                 "catalogue": catalogue_state}
         return jsonify(body), 200 if healthy else 503
 
+    catalogue.load_from_disk()
     if str(settings["CATALOGUE_BACKGROUND"]).lower() not in ("0", "false", "no", ""):
         catalogue.start_background()
-    else:
-        catalogue.load_from_disk()
+        if not catalogue.wait_until_loaded(float(settings["CATALOGUE_STARTUP_WAIT_SECONDS"])):
+            log.error("no catalogue after %ss (eSIM Go: %s); serving anyway, /healthz says 503 until it loads",
+                      settings["CATALOGUE_STARTUP_WAIT_SECONDS"], catalogue.last_error)
     return app
 
 

@@ -66,7 +66,7 @@ def validate_init_data(raw: str, bot_token: str, max_age: int, now: float | None
     if not received:
         raise InitDataError("initData has no hash")
     expected = hmac.new(_secret_key(bot_token), _data_check_string(fields).encode(), hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected, received.lower()):
+    if not hmac.compare_digest(expected.encode(), received.lower().encode()):  # bytes: any text compares
         raise InitDataError("initData hash does not match")
     try:
         auth_date = int(fields["auth_date"])

@@ -120,6 +120,11 @@ def _register_handlers(bot: TeleBot) -> None:
 
     @bot.message_handler(content_types=["successful_payment"])
     def paid(message: types.Message) -> None:
+        payment = message.successful_payment
+        if not payment.telegram_payment_charge_id:  # Telegram always sends one: this update is not Telegram's
+            log.error("successful_payment for %r from user %s has no telegram_payment_charge_id; ignored (nothing "
+                      "can be refunded or matched without it)", payment.invoice_payload, message.from_user.id)
+            return
         outcome = record_payment(extensions.store(), message)
         if outcome.new:
             extensions.get("fulfilment").start(outcome.order_id)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -25,7 +24,8 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from esimgo import CatalogueBundle, EsimGoClient, EsimGoError
+from durable import atomic_write
+from esimgo import CatalogueBundle, EsimGoClient, EsimGoError, one_line
 from pricing import Price, PriceSettings, sale_price
 
 log = logging.getLogger(__name__)
@@ -233,25 +233,14 @@ class Catalogue:
                      time.monotonic() - started)
             return True
         except EsimGoError as exc:
-            self.last_error = f"{type(exc).__name__}: {exc}"
+            self.last_error = one_line(f"{type(exc).__name__}: {exc}")
             log.error("catalogue refresh failed: %s", self.last_error)
             return False
         finally:
             self.lock.release()
 
     def _write_cache(self, payload: dict[str, Any]) -> None:
-        self.cache_path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".catalogue.", suffix=".tmp", dir=self.cache_path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(payload, fh, ensure_ascii=False)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.cache_path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        atomic_write(self.cache_path, json.dumps(payload, ensure_ascii=False).encode())
 
     def ensure_fresh(self) -> None:
         """One maintenance step: pick up a newer disk cache, fetch when missing or stale."""
@@ -263,6 +252,14 @@ class Catalogue:
                 self.load_from_disk()
 
     # -- background --
+
+    def wait_until_loaded(self, timeout: float) -> bool:
+        """Block until memory holds a catalogue (the disk cache, or the first fetch by any process), at most
+        `timeout` s: a worker that starts serving has its plans, so no buyer meets "plans are loading"."""
+        deadline = time.monotonic() + timeout
+        while self._index is None and time.monotonic() < deadline:
+            self._stop.wait(0.1)
+        return self._index is not None
 
     def start_background(self, poll_seconds: float = 5.0) -> None:
         if self._thread is not None:

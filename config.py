@@ -16,9 +16,6 @@ from dotenv import dotenv_values
 
 ROOT = Path(__file__).resolve().parent
 
-# The sandboxes' fixed ports in demo mode (SPEC §8); tests start their own on free ports instead.
-DEMO_ESIMGO_PORT = 8101
-DEMO_TELEGRAM_PORT = 8102
 DEMO_ESIMGO_KEY = "sandbox-key"
 # Not a secret: a well-formed token the Bot API sandbox accepts, so the demo can sign initData.
 DEMO_BOT_TOKEN = "1000000001:DEMO-esimsdata-sandbox-token"
@@ -48,11 +45,15 @@ DEFAULTS: dict[str, Any] = {
     "CATALOGUE_REFRESH_HOURS": "24",
     "CATALOGUE_RETRY_SECONDS": "60",
     "CATALOGUE_BACKGROUND": "1",  # tests switch the thread off and load explicitly
+    # A starting worker waits this long for its plans before it serves (first start: one process fetches).
+    "CATALOGUE_STARTUP_WAIT_SECONDS": "45",
     # Buyer auth (SPEC §4): initData older than this is refused.
     "INITDATA_MAX_AGE_SECONDS": "86400",
     "STORAGE_LOCK_TIMEOUT": "10",
     # Purchase lifecycle (SPEC §6). An unpaid invoice expires; fulfilment retries with backoff.
     "ORDER_EXPIRY_MINUTES": "60",
+    "ORDER_PRUNE_DAYS": "14",  # invoices that expired unpaid are dropped after this (no money ever moved)
+    "INVOICES_PER_MINUTE": "10",  # per buyer; more is a script, not a traveller
     "FULFIL_INLINE": "1",  # settle a fresh payment in a thread of the web process (the worker is the backup)
     "FULFIL_INLINE_SECONDS": "90",  # how long that thread keeps at it before leaving the rest to the worker
     "FULFIL_LEASE_SECONDS": "120",  # longer than any one step (eSIM Go read timeout is 30 s)
@@ -61,8 +62,12 @@ DEFAULTS: dict[str, Any] = {
     "FULFIL_RECONCILE_SECONDS": "5",  # wait before deciding an interrupted purchase did not happen
     "FULFIL_PROCESSING_POLL_SECONDS": "2",
     "FULFIL_MAX_PROCESSING_SECONDS": "900",  # eSIM Go says assignment can take up to 10 minutes
+    "FULFIL_ATTENTION_MINUTES": "10",  # a paid order not settled by then is flagged and the admins told
     "WORKER_POLL_SECONDS": "2",
     "DEMO_MODE": False,
+    # Demo mode's sandboxes (SPEC §8); a second checkout, or the tests, set other free ports.
+    "DEMO_ESIMGO_PORT": "8101",
+    "DEMO_TELEGRAM_PORT": "8102",
 }
 
 # Production refuses to start without these (SPEC §3).
@@ -112,6 +117,12 @@ def load_config(overrides: Mapping[str, Any] | None = None, env_file: Path | Non
         raise ConfigError(
             "Set both ESIMGO_API_KEY and TELEGRAM_BOT_TOKEN for a live shop, or neither for demo mode."
         )
+    elif not config["TELEGRAM_WEBHOOK_SECRET"]:
+        # Whatever APP_ENV says: without the secret anyone could post a successful_payment and get an eSIM.
+        raise ConfigError(
+            "TELEGRAM_WEBHOOK_SECRET is empty: with a real bot token the webhook must check Telegram's secret "
+            "header. Set it in .env (any 1-256 characters of A-Z, a-z, 0-9, _ and -), then run scripts/setup-bot."
+        )
     if not config["PUBLIC_BASE_URL"]:
         config["PUBLIC_BASE_URL"] = "http://127.0.0.1:8000"
     config["PUBLIC_BASE_URL"] = config["PUBLIC_BASE_URL"].rstrip("/")
@@ -131,10 +142,17 @@ def _enter_demo_mode(config: dict[str, Any]) -> None:
     config.update(
         DEMO_MODE=True,
         ESIMGO_API_KEY=DEMO_ESIMGO_KEY,
-        ESIMGO_BASE_URL=f"http://127.0.0.1:{DEMO_ESIMGO_PORT}/v2.4",
+        ESIMGO_BASE_URL=f"http://127.0.0.1:{_port('DEMO_ESIMGO_PORT', config)}/v2.4",
         TELEGRAM_BOT_TOKEN=DEMO_BOT_TOKEN,
-        TELEGRAM_API_URL=f"http://127.0.0.1:{DEMO_TELEGRAM_PORT}",
+        TELEGRAM_API_URL=f"http://127.0.0.1:{_port('DEMO_TELEGRAM_PORT', config)}",
     )
+
+
+def _port(name: str, config: dict[str, Any]) -> int:
+    value = str(config[name]).strip()
+    if not (value.isascii() and value.isdigit() and 0 < int(value) < 65536):
+        raise ConfigError(f"{name} must be a TCP port number, got {value!r}.")
+    return int(value)
 
 
 def parse_id_list(text: str) -> tuple[int, ...]:

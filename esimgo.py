@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,6 +25,12 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 log = logging.getLogger(__name__)
+
+
+def one_line(text: str, limit: int = 200) -> str:
+    """A vendor's body as one short line for logs and /healthz: tags dropped, whitespace folded, cut."""
+    plain = " ".join(re.sub(r"<[^>]*>", " ", text).split())
+    return plain if len(plain) <= limit else plain[: limit - 1] + "…"
 
 TRANSIENT_STATUSES = (429, 500, 502, 503, 504)
 
@@ -371,9 +378,9 @@ class EsimGoClient:
     def _error_for(method: str, path: str, response: requests.Response) -> EsimGoError:
         status = response.status_code
         try:
-            message = str(response.json().get("message") or "")
+            message = one_line(str(response.json().get("message") or ""))
         except (ValueError, AttributeError):
-            message = response.text.strip()[:300]
+            message = one_line(response.text)
         message = message or response.reason or f"HTTP {status}"
         retry_after = _retry_after(response)
         log.warning("eSIM Go %s %s -> %s %s", method, path, status, message)
@@ -397,7 +404,7 @@ class EsimGoClient:
         except ValueError:
             raise EsimGoBadResponse(
                 f"expected JSON from {response.request.method} {response.url}, got "
-                f"{response.headers.get('Content-Type')}: {response.text[:200]}", response.status_code
+                f"{response.headers.get('Content-Type')}: {one_line(response.text)}", response.status_code
             ) from None
 
     # -- catalogue --
@@ -453,8 +460,11 @@ class EsimGoClient:
         stamp = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
         body = self._json(self._request("GET", "/orders", params={"createdAt": f"gte:{stamp}", "limit": limit,
                                                                   "includeIccids": "true"}))
-        # The list envelope is not documented: accept {"orders": [...]} and a bare list.
-        items = body.get("orders") if isinstance(body, dict) else body
+        # The list envelope is not documented: accept {"orders": [...]}, a bare list, and the schema's own
+        # example, which is a single order object.
+        items = body
+        if isinstance(body, dict):
+            items = body.get("orders") if "orders" in body else [body] if "orderReference" in body else None
         if not isinstance(items, list):
             raise EsimGoBadResponse(f"order list not understood: {str(body)[:200]}")
         return [parse_order(item) for item in items if isinstance(item, dict)]

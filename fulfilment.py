@@ -39,7 +39,7 @@ from esimgo import (
     Order,
 )
 from messages import admin_text, plan_title, t
-from purchase import expire_unpaid, is_expired
+from purchase import expire_unpaid, is_expired, prune_expired
 from qr import ios_install_url, lpa_for, qr_png
 from storage import OrderStore
 
@@ -89,6 +89,10 @@ class Fulfilment:
         self.reconcile_wait = float(config["FULFIL_RECONCILE_SECONDS"])
         self.poll = float(config["FULFIL_PROCESSING_POLL_SECONDS"])
         self.max_processing = float(config["FULFIL_MAX_PROCESSING_SECONDS"])
+        self.attention_after = float(config["FULFIL_ATTENTION_MINUTES"]) * 60
+        self.prune_days = float(config["ORDER_PRUNE_DAYS"])
+        self._lease_noted: dict[str, Any] = {}  # order id -> the lease last reported, to say it once
+        self._next_prune = 0.0
 
     # ---- driving -----------------------------------------------------------------------------
 
@@ -120,7 +124,49 @@ class Fulfilment:
             if due_in(order, now) == 0:
                 self.advance(order["id"])
                 done += 1
+            else:
+                self._leased_elsewhere(order, now)
+        for order in snapshot:
+            self._flag_if_overdue(order, now)
+        if time.monotonic() >= self._next_prune:
+            self._next_prune = time.monotonic() + 3600  # hourly is plenty for invoices kept for days
+            prune_expired(self.store, timedelta(days=self.prune_days), now)
         return done
+
+    def _leased_elsewhere(self, order: dict[str, Any], now: datetime) -> bool:
+        """Whether another process holds this order's lease; said once per lease in the log."""
+        held = orders.parse_time(order.get("lease_until"))
+        if not held or held <= now:
+            return False
+        if self._lease_noted.get(order["id"]) != order["lease_until"]:
+            self._lease_noted[order["id"]] = order["lease_until"]
+            log.info("order %s: %s, leased until %s by another process; if that process died, this one takes "
+                     "over then", order["id"], order.get("status"), order["lease_until"])
+        return True
+
+    def _flag_if_overdue(self, order: dict[str, Any], now: datetime) -> None:
+        """A paid order still unsettled after the attention delay is flagged once, and the admins told why."""
+        paid_at = orders.parse_time(order.get("paid_at"))
+        if (order.get("needs_attention") or not needs_work(order) or paid_at is None
+                or (now - paid_at).total_seconds() < self.attention_after):
+            return
+        reason = order.get("refund_error") or order.get("delivery_error") or order.get("last_error") \
+            or f"still {order.get('status')}"
+        flagged_here: list[bool] = []
+
+        def mark(current: dict[str, Any]) -> None:  # under the lock: one worker flags it, once
+            if needs_work(current) and not current.get("needs_attention"):
+                current["needs_attention"] = {"since": orders.now_iso(), "reason": str(reason)[:300]}
+                flagged_here.append(True)
+        marked = self.store.update(order["id"], mark)
+        if marked and flagged_here:
+            flag = marked["needs_attention"]
+            minutes = (now - paid_at).total_seconds() / 60
+            log.error("order %s: paid %.0f min ago and still %s (%s); flagged for the admin", order["id"], minutes,
+                      marked.get("status"), flag["reason"])
+            self._alert_admins(admin_text("stuck", order_id=order["id"], status=marked.get("status"),
+                                          minutes=f"{minutes:.0f}", reason=flag["reason"],
+                                          user_id=order.get("telegram_user_id"), stars=order.get("stars")))
 
     def advance(self, order_id: str) -> float | None:
         """Do this order's next step if it is due and nobody else holds it. Returns seconds until the
@@ -146,10 +192,10 @@ class Fulfilment:
             if wait is None:
                 return None, None
             if wait > 0:
-                held = orders.parse_time(order.get("lease_until"))
-                # Leased by another process: it will finish the step; we stop here.
-                return None, None if held and held > now else wait
+                # Leased by another process: it finishes the step, or (if it died) we take over after.
+                return None, None if self._leased_elsewhere(order, now) else wait
             order["lease_until"] = _iso(now + self.lease)
+            self._lease_noted.pop(order_id, None)
             return copy.deepcopy(order), 0.0
 
     def _save(self, order_id: str, status: str | None = None, keep_lease: bool = False,

@@ -18,7 +18,8 @@ preload_app = False
 # Logs on stdout/stderr with dates, collected by PM2 (`pm2 logs esimsdata`).
 accesslog = "-"
 errorlog = "-"
-access_log_format = '%(t)s %(h)s "%(r)s" %(s)s %(b)s %(L)ss'
+# The path without its query string: signed QR links (`/qr/<id>.png?exp=&sig=`) must never reach a log.
+access_log_format = '%(t)s %(h)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(L)ss'
 # nginx sets X-Forwarded-For/Proto; trust it only from loopback.
 forwarded_allow_ips = "127.0.0.1"
 
@@ -27,10 +28,11 @@ def on_starting(server):
     """Demo mode: the master starts the vendor sandboxes once, so they outlive worker restarts."""
     from config import load_config
 
-    if load_config()["DEMO_MODE"]:
+    config = load_config()
+    if config["DEMO_MODE"]:
         import demo
 
-        server.demo_sandboxes = demo.ensure_sandboxes()
+        server.demo_sandboxes = demo.ensure_sandboxes(config)
 
 
 def on_exit(server):

@@ -6,8 +6,13 @@ Texts sent with parse_mode=HTML escape every value that comes from data.
 
 from __future__ import annotations
 
+import functools
+import json
 from html import escape
+from pathlib import Path
 from typing import Any
+
+from babel import Locale
 
 TEXTS: dict[str, dict[str, str]] = {
     "start": {
@@ -98,6 +103,8 @@ ADMIN_TEXTS = {
     "refunded": "⚠️ Refunded order {order_id}: {reason}\nUser {user_id} {username}, {bundle}, {stars} ⭐",
     "refund_failed": "🚨 Refund FAILED for order {order_id} ({stars} ⭐, user {user_id}): {error}. "
                      "Check it on /admin/orders.html.",
+    "stuck": "🚨 Order {order_id} was paid {minutes} min ago and is still {status} ({stars} ⭐, user {user_id}): "
+             "{reason}. It needs attention on /admin/orders.html.",
 }
 
 
@@ -117,10 +124,38 @@ def admin_text(key: str, **values: Any) -> str:
     return ADMIN_TEXTS[key].format(**{k: escape(str(v)) for k, v in values.items()})
 
 
+@functools.cache
+def _mini_app_texts(lang: str) -> dict[str, str]:
+    """The Mini App's dictionary (static/i18n.json): region names, "Global", in the same words as the app."""
+    return json.loads((Path(__file__).resolve().parent / "static" / "i18n.json").read_text(encoding="utf-8"))[lang]
+
+
+@functools.cache
+def _country_names(lang: str) -> dict[str, str]:
+    """ISO code -> country name in `lang`, from CLDR (Babel), as the app shows them through Intl.DisplayNames."""
+    return dict(Locale.parse(lang).territories)
+
+
+def area_name(order: dict[str, Any], lang: str | None = None) -> str:
+    """An order's destination in the buyer's language ("Таиланд", "Европа", "Весь мир")."""
+    name = order.get("country_name") or order.get("bundle_name") or "eSIM"
+    if lang != "ru":
+        return name
+    code = str(order.get("country_code") or "")
+    kind = order.get("plan_kind") or ("local" if len(code) == 2 else None)
+    if kind == "global":
+        return _mini_app_texts("ru").get("global_name", name)
+    if kind == "regional":
+        return _mini_app_texts("ru").get(f"region_{code}", name)
+    if kind == "local":
+        return _country_names("ru").get(code.upper(), name)
+    return name
+
+
 def plan_title(order: dict[str, Any], lang: str | None = None) -> str:
     """"Thailand · 1 GB · 7 days" style summary of an order's plan (1 GB = 1000 MB, as eSIM Go counts)."""
     ru = lang == "ru"
-    parts = [order.get("country_name") or order.get("bundle_name") or "eSIM"]
+    parts = [area_name(order, lang)]
     if order.get("unlimited"):
         parts.append("Безлимит" if ru else "Unlimited")
     elif order.get("data_mb"):

@@ -54,6 +54,15 @@ BUYER_FIELDS = (
 )
 
 
+MAX_USD = Decimal(1_000_000)  # no eSIM costs this; larger numbers are typing errors or probes
+MAX_STARS = 100_000_000
+
+
+def is_digits(text: Any) -> bool:
+    """ASCII digits only: `"²".isdigit()` is True, but no id or timestamp is written that way."""
+    return isinstance(text, str) and text.isascii() and text.isdigit()
+
+
 class OrderInputError(ValueError):
     """A seed field has a value an order cannot hold; the message names the field."""
 
@@ -93,7 +102,12 @@ def move(order: dict[str, Any], new: str, **fields: Any) -> None:
 
 
 def has_step_left(order: dict[str, Any]) -> bool:
-    """Whether something is still to happen to this order: a payment, the purchase, delivery or a refund."""
+    """Whether something is still to happen to this order: a payment, the purchase, delivery or a refund.
+
+    Orders saved through the operator endpoint (`imported`) are records: nothing happens to them by itself.
+    """
+    if order.get("imported"):
+        return False
     status = order.get("status")
     if status in (AWAITING_PAYMENT, PAID, PROVISIONING, FAILED):
         return True
@@ -103,6 +117,11 @@ def has_step_left(order: dict[str, Any]) -> bool:
 def is_settled(order: dict[str, Any]) -> bool:
     """Nothing is left to happen to this order (the worker never needs to look at it again)."""
     return not has_step_left(order)
+
+
+def can_pay(order: dict[str, Any]) -> bool:
+    """Whether a Stars payment may be taken for this order now (its invoice is ours and still open)."""
+    return order.get("status") == AWAITING_PAYMENT and not order.get("imported")
 
 
 def buyer_view(order: dict[str, Any]) -> dict[str, Any]:
@@ -122,23 +141,24 @@ def clean_seed(body: Any) -> dict[str, Any]:
         if value is None:
             continue
         if key == "telegram_user_id":
-            if isinstance(value, bool) or not str(value).strip().isdigit():
+            text = str(value).strip() if isinstance(value, (str, int)) and not isinstance(value, bool) else ""
+            if not is_digits(text) or not 0 < int(text) < 2**53:
                 raise OrderInputError("telegram_user_id must be a numeric Telegram user id.")
-            clean[key] = int(str(value).strip())
+            clean[key] = int(text)
         elif key in MONEY_FIELDS:
             try:
-                amount = Decimal(str(value))
+                amount = Decimal(str(value)) if isinstance(value, (str, int, float)) else None
             except InvalidOperation:
-                raise OrderInputError(f"{key} must be a number of US dollars.") from None
-            if isinstance(value, bool) or not amount.is_finite() or amount < 0:
-                raise OrderInputError(f"{key} must be a non-negative number of US dollars.")
+                amount = None
+            if isinstance(value, bool) or amount is None or not amount.is_finite() or not 0 <= amount < MAX_USD:
+                raise OrderInputError(f"{key} must be a number of US dollars from 0 to {MAX_USD:,}.")
             clean[key] = amount.quantize(Decimal("0.0001")).normalize() if amount else Decimal(0)
         elif key == "stars":
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise OrderInputError("stars must be a whole, non-negative number.")
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < MAX_STARS:
+                raise OrderInputError(f"stars must be a whole number from 0 to {MAX_STARS:,}.")
             clean[key] = value
         elif key == "status":
-            if value not in STATUSES:
+            if not isinstance(value, str) or value not in STATUSES:
                 raise OrderInputError(f"status must be one of: {', '.join(sorted(STATUSES))}.")
             clean[key] = value
         elif key == "customer":

@@ -83,13 +83,24 @@ def new_order(buyer: Buyer, plan: Plan, expiry_minutes: float, top_up_of: str | 
 
 def _top_up_esim(store: OrderStore, buyer: Buyer, iccid: Any) -> str:
     """The buyer's own delivered eSIM with this ICCID, or a PurchaseError."""
-    if not isinstance(iccid, str) or not iccid.strip().isdigit():
+    if not isinstance(iccid, str) or not orders.is_digits(iccid.strip()):
         raise PurchaseError(400, "invalid_iccid", "iccid must be the ICCID of one of your eSIMs.")
     iccid = iccid.strip()
     if not any(o.get("iccid") == iccid and o.get("status") == orders.COMPLETED
                for o in store.orders_for_user(buyer.id)):
         raise PurchaseError(404, "unknown_esim", "We could not find that eSIM among yours.")
     return iccid
+
+
+def _check_invoice_rate(store: OrderStore, buyer: Buyer, per_minute: int) -> None:
+    """At most `per_minute` new invoices per buyer, counted from the orders themselves (so across every worker)."""
+    since = datetime.now(UTC) - timedelta(minutes=1)
+    recent = sum(1 for o in store.orders_for_user(buyer.id)
+                 if (orders.parse_time(o.get("created_at")) or since) > since)
+    if recent >= per_minute:
+        log.warning("invoice refused for user %s: %d invoices in the last minute", buyer.id, recent)
+        raise PurchaseError(429, "too_many_invoices",
+                            "Too many checkouts in a minute. Please wait a moment and try again.")
 
 
 def create_invoice(*, store: OrderStore, catalogue: Catalogue, bot: TeleBot, esimgo: Any, buyer: Buyer,
@@ -112,6 +123,7 @@ def create_invoice(*, store: OrderStore, catalogue: Catalogue, bot: TeleBot, esi
             raise PurchaseError(422, "incompatible_top_up",
                                 "This plan cannot be added to that eSIM. Please pick another plan.")
 
+    _check_invoice_rate(store, buyer, int(config["INVOICES_PER_MINUTE"]))
     order = new_order(buyer, plan, float(config["ORDER_EXPIRY_MINUTES"]), top_up_of)
     # The order exists before the invoice does, so no payment can ever arrive for an order we lack.
     with store.transaction() as tx:
@@ -148,7 +160,7 @@ def pre_checkout_refusal(order: dict[str, Any] | None, user_id: int, currency: s
     if order.get("status") == orders.EXPIRED or (order.get("status") == orders.AWAITING_PAYMENT
                                                  and is_expired(order)):
         return "pcq_expired"
-    if order.get("status") != orders.AWAITING_PAYMENT:
+    if not orders.can_pay(order):
         return "pcq_not_awaiting"
     if currency != "XTR" or total_amount != order.get("stars"):
         return "pcq_amount"
@@ -200,6 +212,8 @@ def record_payment(store: OrderStore, message: types.Message) -> PaymentOutcome:
             problem = f"payment by user {payer.id} for another user's order"
         elif payment.currency != "XTR" or payment.total_amount != order.get("stars"):
             problem = f"paid {payment.total_amount} {payment.currency}, order costs {order.get('stars')} XTR"
+        elif order.get("imported"):
+            problem = "payment for an order saved by an operator (no invoice of ours)"
         elif not orders.can_move(order.get("status", ""), orders.PAID) or order.get("status") == orders.PAID:
             problem = f"order already {order.get('status')}"
         if problem is None:
@@ -241,3 +255,21 @@ def expire_unpaid(store: OrderStore, now: datetime | None = None) -> list[str]:
     if expired:
         log.info("expired %d unpaid orders: %s", len(expired), ", ".join(expired))
     return expired
+
+
+def prune_expired(store: OrderStore, older_than: timedelta, now: datetime | None = None) -> int:
+    """Drop invoices that expired unpaid more than `older_than` ago (no money ever moved); returns how many.
+    Anything with a charge id, or saved by an operator, is kept whatever its status."""
+    cutoff = (now or datetime.now(UTC)) - older_than
+    stale = [o["id"] for o in store.containing(f'"status": "{orders.EXPIRED}"')
+             if o.get("status") == orders.EXPIRED and not o.get("telegram_payment_charge_id")
+             and not o.get("imported") and (orders.parse_time(o.get("updated_at")) or cutoff) < cutoff]
+    if not stale:
+        return 0
+    with store.transaction() as tx:
+        for order_id in stale:
+            order = tx.get(order_id)
+            if order and order.get("status") == orders.EXPIRED and not order.get("telegram_payment_charge_id"):
+                tx.remove(order_id)
+    log.info("dropped %d invoices that expired unpaid before %s", len(stale), cutoff.isoformat(timespec="seconds"))
+    return len(stale)

@@ -54,6 +54,6 @@ def signed_qr_path(secret: str, order_id: str, now: float | None = None) -> str:
 
 
 def qr_signature_valid(secret: str, order_id: str, expires: str, signature: str) -> bool:
-    if not expires.isdigit() or int(expires) < time.time():
+    if not (expires.isascii() and expires.isdigit()) or int(expires) < time.time():
         return False
-    return hmac.compare_digest(_signature(secret, order_id, int(expires)), signature)
+    return hmac.compare_digest(_signature(secret, order_id, int(expires)).encode(), signature.encode())

@@ -21,6 +21,7 @@ from orders import (
     buyer_view,
     can_move,
     clean_seed,
+    has_step_left,
     new_order_id,
     now_iso,
 )
@@ -138,6 +139,7 @@ def seed_order() -> Response | tuple[Response, int]:
             order = {"id": new_order_id(), "status": AWAITING_PAYMENT, "currency": "XTR",
                      "payment_method": "telegram_stars", "source": "telegram_mini_app", "created_at": now_iso()}
             order.update(fields)
+            order["imported"] = True  # a record: it never starts a purchase, a delivery or a message
             order.setdefault("updated_at", order["created_at"])
             tx.add(order)
             created = True
@@ -145,10 +147,16 @@ def seed_order() -> Response | tuple[Response, int]:
             user = fields.get("telegram_user_id", existing.get("telegram_user_id"))
             if str(user) != str(existing.get("telegram_user_id")):
                 return api_error(409, "owner_mismatch", "That order belongs to another Telegram user.")
-            new_status = fields.get("status", existing.get("status", AWAITING_PAYMENT))
-            if not can_move(existing.get("status", AWAITING_PAYMENT), new_status):
-                return api_error(409, "status_backwards",
-                                 f"Status {existing.get('status')} cannot go back to {new_status}.")
+            current = existing.get("status", AWAITING_PAYMENT)
+            new_status = fields.get("status", current)
+            if not can_move(current, new_status):
+                return api_error(409, "status_backwards", f"Status {current} cannot become {new_status}.")
+            if new_status != current and has_step_left(existing):
+                return api_error(409, "order_in_progress",
+                                 f"The shop is still handling this order ({current}); its status cannot be set "
+                                 "from outside. Wait for it to settle, or act on it in the admin console.")
+            if new_status != current:
+                existing["imported"] = True  # a status set from outside is a record, never a cue to act
             existing.update(fields)  # fields not given are kept
             existing["updated_at"] = fields.get("updated_at", now_iso())
             order, created = existing, False
@@ -171,6 +179,4 @@ def qr_image(order_id: str) -> Response:
     lpa = lpa_for(order) if order else None
     if not lpa:
         abort(404)
-    response = Response(qr_png(lpa), mimetype="image/png")
-    response.headers["Cache-Control"] = "private, max-age=900"
-    return response
+    return Response(qr_png(lpa), mimetype="image/png")  # no-store, like every answer with an activation code

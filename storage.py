@@ -173,9 +173,14 @@ class _State:
     def find(self, index: dict[str, str], name: str, value: Any) -> str | None:
         """The key an index gives for `value`, if that order still holds it."""
         key = index.get(str(value))
-        if key is None or decode_order(self.raw[key]).get(name) != value:
+        if key is None or key not in self.raw or decode_order(self.raw[key]).get(name) != value:
             return None
         return key
+
+    def remove(self, key: str) -> None:
+        if self.raw.pop(key, None) is not None:
+            self.users[self.user_of.pop(key)].remove(key)
+            self.open.discard(key)
 
     def add_user(self, user: str) -> None:
         self.users.setdefault(user, [])
@@ -205,7 +210,7 @@ class Transaction:
 
     def __init__(self, state: _State) -> None:
         self._state = state
-        self._touched: dict[str, tuple[str, dict[str, Any]]] = {}
+        self._touched: dict[str, tuple[str, dict[str, Any] | None]] = {}  # None: to be removed
 
     def _take(self, key: str | None) -> dict[str, Any] | None:
         if key is None:
@@ -215,6 +220,12 @@ class Transaction:
                 return None
             self._touched[key] = (self._state.user_of[key], decode_order(self._state.raw[key]))
         return self._touched[key][1]
+
+    def remove(self, order_id: Any) -> None:
+        """Drop an order for good (unpaid invoices long expired); nothing else is ever removed."""
+        key = str(order_id)
+        if key in self._state.raw:
+            self._touched[key] = (self._state.user_of[key], None)
 
     def get(self, order_id: Any) -> dict[str, Any] | None:
         return self._take(str(order_id))
@@ -240,11 +251,11 @@ class Transaction:
         self._touched[key] = (str(order["telegram_user_id"]), order)
         return order
 
-    def changes(self) -> list[tuple[str, str, bytes]]:
-        """(user, key, JSON line) of every order that is new or differs from what is stored."""
+    def changes(self) -> list[tuple[str, str, bytes | None]]:
+        """(user, key, JSON line, or None to remove) of every order that is new, changed or removed."""
         out = []
         for key, (user, order) in self._touched.items():
-            raw = encode_order(order)
+            raw = None if order is None else encode_order(order)
             if self._state.raw.get(key) != raw:
                 out.append((user, key, raw))
         return out
@@ -337,6 +348,13 @@ class OrderStore:
             lines = [state.raw[k] for k in sorted(state.open)]
         return [decode_order(raw) for raw in lines]
 
+    def containing(self, text: str) -> list[dict[str, Any]]:
+        """Copies of the orders whose stored JSON contains `text` (a byte search: ~10 ms over 50,000 orders)."""
+        needle = text.encode()
+        with self._mem:
+            lines = [raw for raw in self._fresh().raw.values() if needle in raw]
+        return [decode_order(raw) for raw in lines]
+
     def count(self) -> int:
         with self._mem:
             return len(self._fresh().raw)
@@ -373,7 +391,7 @@ class OrderStore:
             change(order)
             return copy.deepcopy(order)
 
-    def _append(self, changes: list[tuple[str, str, bytes]]) -> None:
+    def _append(self, changes: list[tuple[str, str, bytes | None]]) -> None:
         """Journal `changes` and apply them. Called with the file lock held (nobody else can append now);
         readers in this process wait only while the lines are applied, not during the fsync."""
         with self._mem:
@@ -386,7 +404,7 @@ class OrderStore:
         for user, key, raw in changes:
             seq += 1
             lines.append(b'{"seq": %d, "user": %s, "key": %s, "order": %s}\n' % (
-                seq, json.dumps(user).encode(), json.dumps(key, ensure_ascii=False).encode(), raw))
+                seq, json.dumps(user).encode(), json.dumps(key, ensure_ascii=False).encode(), raw or b"null"))
         try:
             if not path.parent.is_dir():
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -529,8 +547,8 @@ class OrderStore:
         try:
             entry = json.loads(line, parse_float=Decimal)
             seq, user, key, order = int(entry["seq"]), str(entry["user"]), str(entry["key"]), entry["order"]
-            if not isinstance(order, dict):
-                raise ValueError("order is not an object")
+            if order is not None and not isinstance(order, dict):
+                raise ValueError("order is neither an object nor null (removed)")
         except (ValueError, KeyError, TypeError) as exc:
             raise StorageCorrupt(f"{path} has an unreadable line ({exc}); it was left as it is. "
                                  "Run scripts/restore-orders.") from exc
@@ -539,7 +557,10 @@ class OrderStore:
         if seq != state.seq + 1:
             raise StorageCorrupt(f"{path}: line {seq} follows line {state.seq}; journal lines are missing. "
                                  "Run scripts/restore-orders.")
-        state.put(user, key, order, encode_order(order))
+        if order is None:
+            state.remove(key)
+        else:
+            state.put(user, key, order, encode_order(order))
         state.seq = seq
 
     # ---- orders.json, meta, health -----------------------------------------------------------

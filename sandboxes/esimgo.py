@@ -44,7 +44,7 @@ import requests
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
-from sandboxes.server import ServerThread, serve_forever
+from sandboxes.server import ServerThread, add_identity, serve_forever
 
 API_PREFIX = "/v2.4"
 CONTROL_PREFIX = "/_sandbox"
@@ -179,6 +179,7 @@ class _Failure:
     message: str | None
     delay: float
     retry_after: int | None
+    html: bool = False
 
 
 @dataclass
@@ -412,6 +413,7 @@ class EsimGoSandbox:
             self._processing_seconds = self._default_processing_seconds
             self._balance = _money(DEFAULT_BALANCE)
             self._organisation_shape = "list"
+            self._order_list_shape = "envelope"
             self._rate_window = 0
             self._rate_count = 0
 
@@ -424,8 +426,10 @@ class EsimGoSandbox:
         message: str | None = None,
         delay: float = 0.0,
         retry_after: int | None = None,
+        html: bool = False,
     ) -> None:
-        """Scripts the next `times` matching requests (path prefix below /v2.4) to fail or, with status 0, be slow."""
+        """Scripts the next `times` matching requests (path prefix below /v2.4) to fail or, with status 0, be slow.
+        With `html`, `message` is the whole body as text/html, as a proxy in front of eSIM Go answers."""
         if status != 0 and not 100 <= status <= 599:
             raise ValueError(f"status must be 0 or an HTTP status, not {status}")
         if times < 1 or delay < 0:
@@ -435,7 +439,7 @@ class EsimGoSandbox:
         path = "/" + path.lstrip("/")
         with self._lock:
             self._failures.append(
-                _Failure(path, status, times, method.upper() if method else None, message, delay, retry_after)
+                _Failure(path, status, times, method.upper() if method else None, message, delay, retry_after, html)
             )
 
     def settings(
@@ -444,6 +448,7 @@ class EsimGoSandbox:
         processing_seconds: float | None = None,
         balance: float | None = None,
         organisation_shape: str | None = None,
+        order_list_shape: str | None = None,
     ) -> None:
         if processing_seconds is not None and processing_seconds < 0:
             raise ValueError("processing_seconds must be >= 0")
@@ -451,6 +456,10 @@ class EsimGoSandbox:
             raise ValueError("balance must be >= 0")
         if organisation_shape is not None and organisation_shape not in ("list", "flat"):
             raise ValueError("organisation_shape must be 'list' or 'flat'")
+        # GET /orders: {"orders": [...]} (one client's reading), a bare list (one mock), or the v2.4 schema's
+        # own example, a single order object (the newest).
+        if order_list_shape is not None and order_list_shape not in ("envelope", "list", "object"):
+            raise ValueError("order_list_shape must be 'envelope', 'list' or 'object'")
         with self._lock:
             if processing_seconds is not None:
                 self._processing_seconds = float(processing_seconds)
@@ -458,6 +467,8 @@ class EsimGoSandbox:
                 self._balance = _money(balance)
             if organisation_shape is not None:
                 self._organisation_shape = organisation_shape
+            if order_list_shape is not None:
+                self._order_list_shape = order_list_shape
 
     @property
     def balance(self) -> float:
@@ -684,6 +695,7 @@ class EsimGoSandbox:
         ]
         for rule, methods, view in controls:
             app.add_url_rule(CONTROL_PREFIX + rule, f"control {rule}", view, methods=methods)
+        add_identity(app, "esimgo")
         app.before_request(self._before_request)
         app.after_request(self._after_request)
         app.register_error_handler(_ApiError, self._api_error)
@@ -751,6 +763,8 @@ class EsimGoSandbox:
             headers["Retry-After"] = str(failure.retry_after or 1)
         elif failure.retry_after is not None:
             headers["Retry-After"] = str(failure.retry_after)
+        if failure.html:
+            return Response(failure.message or "", status=status, content_type="text/html", headers=headers)
         return self._error(status, failure.message or _DEFAULT_MESSAGES.get(status, "Error"), headers)
 
     def _after_request(self, response: Response) -> Response:
@@ -957,7 +971,12 @@ class EsimGoSandbox:
                 if all(checks[op](_parse_timestamp(order.created), when) for op, when in bounds)
             ]
             start = (page - 1) * limit
-            return {"orders": [self._order_json(o) for o in found[start : start + limit]], "rows": len(found)}
+            shown = [self._order_json(o) for o in found[start : start + limit]]
+            if self._order_list_shape == "list":
+                return shown
+            if self._order_list_shape == "object":
+                return shown[0] if shown else {}
+            return {"orders": shown, "rows": len(found)}
 
     def _get_order(self, reference: str) -> Any:
         with self._lock:
@@ -1082,7 +1101,7 @@ class EsimGoSandbox:
 
     def _control_fail(self) -> Any:
         body = self._json_body()
-        allowed = {"path", "status", "times", "method", "message", "delay", "retry_after"}
+        allowed = {"path", "status", "times", "method", "message", "delay", "retry_after", "html"}
         unknown = set(body) - allowed
         if unknown:
             raise _ApiError(400, f"unknown fields: {', '.join(sorted(unknown))}")
@@ -1097,7 +1116,7 @@ class EsimGoSandbox:
     def _control_settings(self) -> Any:
         if request.method == "POST":
             body = self._json_body()
-            unknown = set(body) - {"processing_seconds", "balance", "organisation_shape"}
+            unknown = set(body) - {"processing_seconds", "balance", "organisation_shape", "order_list_shape"}
             if unknown:
                 raise _ApiError(400, f"unknown fields: {', '.join(sorted(unknown))}")
             try:
@@ -1109,6 +1128,7 @@ class EsimGoSandbox:
                 "processing_seconds": self._processing_seconds,
                 "balance": float(self._balance),
                 "organisation_shape": self._organisation_shape,
+                "order_list_shape": self._order_list_shape,
             }
 
     def _control_orders(self) -> Any:

@@ -6,8 +6,18 @@ import argparse
 import logging
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
+from flask import Flask, jsonify
 from werkzeug.serving import BaseWSGIServer, make_server
+
+# Which checkout a sandbox belongs to: demo mode reuses a sandbox on its port only if it is its own.
+CHECKOUT = str(Path(__file__).resolve().parent.parent)
+
+
+def add_identity(app: Flask, name: str) -> None:
+    """`GET /_sandbox/identity` -> {"sandbox": name, "checkout": <folder>}, so no stranger is taken for us."""
+    app.add_url_rule("/_sandbox/identity", "identity", lambda: jsonify(sandbox=name, checkout=CHECKOUT))
 
 
 class ServerThread:

@@ -29,7 +29,7 @@ from typing import Any
 from flask import Flask, Response, request
 from PIL import Image, UnidentifiedImageError
 
-from sandboxes.server import ServerThread, serve_forever
+from sandboxes.server import ServerThread, add_identity, serve_forever
 
 BOT_FIRST_NAME = "esimsdata demo"
 BOT_USERNAME = "esimsdata_demo_bot"
@@ -164,6 +164,7 @@ class TelegramSandbox:
         self.app.add_url_rule("/_sandbox/invoices", "invoices", self._http_invoices, methods=["GET"])
         self.app.add_url_rule("/_sandbox/reset", "reset", self._http_reset, methods=["POST"])
         self.app.add_url_rule("/_sandbox/fail", "fail", self._http_fail, methods=["POST"])
+        add_identity(self.app, "telegram")
 
     # ----- lifecycle and test controls -----
 

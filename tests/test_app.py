@@ -96,6 +96,15 @@ def test_production_refuses_to_start_without_its_secrets():
         load_config({"APP_ENV": "production"})
 
 
+@pytest.mark.parametrize("app_env", ["development", "test", "staging", ""])
+def test_a_real_bot_token_without_a_webhook_secret_never_starts(app_env):
+    # Otherwise anyone could post a successful_payment to the webhook and be sent a real eSIM.
+    with pytest.raises(ConfigError, match="TELEGRAM_WEBHOOK_SECRET"):
+        load_config({"APP_ENV": app_env, "TELEGRAM_BOT_TOKEN": "1:x", "ESIMGO_API_KEY": "k"})
+    assert load_config({"APP_ENV": app_env, "TELEGRAM_BOT_TOKEN": "1:x", "ESIMGO_API_KEY": "k",
+                        "TELEGRAM_WEBHOOK_SECRET": "s3cret"})["DEMO_MODE"] is False
+
+
 def test_half_configured_vendors_are_a_clear_error():
     with pytest.raises(ConfigError, match="both"):
         load_config({"ESIMGO_API_KEY": "real-key"})
@@ -110,7 +119,7 @@ def test_no_keys_means_demo_mode_against_the_local_sandboxes():
 
 def test_bot_token_alias_and_env_file(tmp_path, monkeypatch):
     env = tmp_path / ".env"
-    env.write_text("BOT_TOKEN=42:from-file\nESIMGO_API_KEY=file-key\nCOUNTRY_MARKUPS=TH:10\n")
+    env.write_text("BOT_TOKEN=42:from-file\nESIMGO_API_KEY=file-key\nTELEGRAM_WEBHOOK_SECRET=s\nCOUNTRY_MARKUPS=TH:10\n")
     config = load_config(env_file=env)
     assert config["TELEGRAM_BOT_TOKEN"] == "42:from-file" and config["DEMO_MODE"] is False
     monkeypatch.setenv("ESIMGO_API_KEY", "env-key")  # the process environment wins over the file
@@ -179,7 +188,8 @@ def clean_env(**extra: str) -> dict[str, str]:
 def test_real_gunicorn_serves_the_shop_from_the_start_command(tmp_path, esimgo, telegram):
     port = free_port()
     env = clean_env(ESIMGO_API_KEY=esimgo.api_key, ESIMGO_BASE_URL=esimgo.url, TELEGRAM_BOT_TOKEN="1:x",
-                    TELEGRAM_API_URL=telegram.url, DATA_DIR=str(tmp_path), BIND=f"127.0.0.1:{port}")
+                    TELEGRAM_WEBHOOK_SECRET="s3cret", TELEGRAM_API_URL=telegram.url, DATA_DIR=str(tmp_path),
+                    BIND=f"127.0.0.1:{port}")
     proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "app:create_app()"], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -195,10 +205,15 @@ def test_real_gunicorn_serves_the_shop_from_the_start_command(tmp_path, esimgo, 
 
 
 @pytest.mark.slow
+def demo_ports() -> dict[str, str]:
+    """Free ports for demo mode's sandboxes, so tests never meet (or take) a running demo's 8101/8102."""
+    return {"DEMO_ESIMGO_PORT": str(free_port()), "DEMO_TELEGRAM_PORT": str(free_port())}
+
+
 def test_demo_mode_starts_its_own_sandboxes_and_says_so(tmp_path):
     port = free_port()
     env = clean_env(DATA_DIR=str(tmp_path), BIND=f"127.0.0.1:{port}",
-                    ESIMSDATA_ENV_FILE=str(tmp_path / "none.env"))
+                    ESIMSDATA_ENV_FILE=str(tmp_path / "none.env"), **demo_ports())
     log = tmp_path / "gunicorn.log"
     with log.open("w") as out:
         proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "app:create_app()"], cwd=ROOT, env=env,
@@ -213,8 +228,49 @@ def test_demo_mode_starts_its_own_sandboxes_and_says_so(tmp_path):
         stop(proc)
 
 
-def test_create_app_in_demo_mode_uses_the_fixed_sandbox_ports(tmp_path):
-    app = create_app({"DATA_DIR": str(tmp_path), "CATALOGUE_BACKGROUND": "0"})
+def test_create_app_in_demo_mode_uses_its_own_sandboxes_on_the_configured_ports(tmp_path):
+    ports = demo_ports()
+    app = create_app({"DATA_DIR": str(tmp_path), "CATALOGUE_BACKGROUND": "0", **ports})
     assert app.config["DEMO_MODE"] is True
+    assert app.config["TELEGRAM_API_URL"] == f"http://127.0.0.1:{ports['DEMO_TELEGRAM_PORT']}"
     assert requests.get(app.config["TELEGRAM_API_URL"] + f"/bot{app.config['TELEGRAM_BOT_TOKEN']}/getMe",
                         timeout=5).json()["ok"] is True
+
+
+def test_demo_mode_never_takes_a_stranger_on_its_port_for_eSIM_Go(tmp_path):
+    import demo
+
+    stranger = socket.socket()
+    stranger.bind(("127.0.0.1", 0))
+    stranger.listen()
+    ports = {**demo_ports(), "DEMO_ESIMGO_PORT": str(stranger.getsockname()[1])}
+    try:
+        with pytest.raises(demo.DemoError, match="not this checkout's esimgo sandbox.*DEMO_ESIMGO_PORT"):
+            create_app({"DATA_DIR": str(tmp_path), "CATALOGUE_BACKGROUND": "0", **ports})
+    finally:
+        stranger.close()
+
+
+def test_healthz_says_what_is_wrong_in_one_short_line_with_no_paths(app, client, esimgo, data_dir):
+    proxy_page = "<html>\n<head><title>502 Bad Gateway</title></head>\n<body>\n<h1>Bad Gateway</h1>\n" + "x" * 500
+    esimgo.fail("/catalogue", 502, times=10, message=proxy_page + "</body>\n</html>", html=True)
+    catalogue = app.extensions["esimsdata"]["catalogue"]
+    assert catalogue.refresh() is False
+    body = client.get("/healthz").get_data(as_text=True)
+    error = client.get("/healthz").get_json()["catalogue"]["last_error"]
+    assert "502 Bad Gateway" in error and "\n" not in error and "<" not in error and len(error) <= 200
+    assert str(data_dir) not in body and "orders.json" not in body.replace('"orders"', "")
+
+
+def test_a_successful_payment_without_a_charge_id_is_refused_and_said_so(app, client, tma, caplog):
+    import updates
+
+    answer = client.post("/api/telegram/stars/create-invoice", json={"bundle_name": "esim_1GB_7D_TH_V2"},
+                         headers={"Authorization": tma(5)}).get_json()
+    update = updates.successful_payment(5, answer["order_id"], answer["stars"])
+    update["message"]["successful_payment"]["telegram_payment_charge_id"] = ""
+    response = client.post("/api/telegram/webhook", json=update,
+                           headers={"X-Telegram-Bot-Api-Secret-Token": "test-webhook-secret"})
+    assert response.status_code == 200
+    assert app.extensions["esimsdata"]["store"].get(answer["order_id"])["status"] == "awaiting_payment"
+    assert "has no telegram_payment_charge_id" in caplog.text and "payment None" not in caplog.text

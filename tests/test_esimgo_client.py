@@ -204,3 +204,22 @@ def test_a_top_up_goes_onto_the_existing_esim(client):
     top_up = client.create_order("esim_3GB_30D_TH_V2", iccids=[iccid])
     assert top_up.reference != first.reference
     assert {u.name for u in client.esim_bundles(iccid)} >= {"esim_1GB_7D_TH_V2", "esim_3GB_30D_TH_V2"}
+
+
+@pytest.mark.parametrize("shape", ["envelope", "list", "object"])
+def test_recent_orders_are_read_in_every_shape_eSIM_Go_may_answer(client, esimgo, shape):
+    from datetime import UTC, datetime, timedelta
+
+    bought = client.create_order("esim_1GB_7D_TH_V2")
+    esimgo.settings(order_list_shape=shape)
+    found = client.recent_orders(datetime.now(UTC) - timedelta(minutes=5))
+    assert [o.reference for o in found] == [bought.reference]
+    assert "esim_1GB_7D_TH_V2" in found[0].items
+
+
+def test_an_order_list_that_is_not_understood_is_an_error_not_an_empty_list(client, esimgo):
+    from datetime import UTC, datetime
+
+    esimgo.settings(order_list_shape="object")  # and no order at all: "{}" says nothing either way
+    with pytest.raises(EsimGoBadResponse):
+        client.recent_orders(datetime.now(UTC))

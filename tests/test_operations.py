@@ -46,17 +46,19 @@ def run_script(env: dict[str, str], *args: str, **kwargs) -> subprocess.Complete
 
 
 class Gunicorn:
-    def __init__(self, env: dict[str, str], workers: int = 2) -> None:
+    def __init__(self, env: dict[str, str], workers: int = 2, ready: str = "/api/esimgo/countries") -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**env, "BIND": f"127.0.0.1:{self.port}", "WEB_CONCURRENCY": str(workers)}
-        self.proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "app:create_app()"], cwd=ROOT, env=env,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.log = Path(env["DATA_DIR"]).parent / f"gunicorn-{self.port}.log"
+        with open(self.log, "wb") as log:  # access and error log, as PM2 would collect them
+            self.proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "app:create_app()"], cwd=ROOT, env=env,
+                                         stdout=log, stderr=subprocess.STDOUT)
         deadline = time.time() + 60
         while True:  # every worker answers only once it has the catalogue
             assert self.proc.poll() is None, "gunicorn exited"
             try:
-                oks = [requests.get(self.url + "/api/esimgo/countries", timeout=2).status_code for _ in range(4)]
+                oks = [requests.get(self.url + ready, timeout=2).status_code for _ in range(4)]
                 if oks == [200] * 4:
                     return
             except requests.RequestException:
@@ -180,3 +182,131 @@ def test_setup_bot_points_telegram_at_the_webhook_with_its_secret(data_dir, esim
     assert len(telegram.calls("setMyCommands")) == 2
     menu = telegram.calls("setChatMenuButton")[0].json("menu_button")
     assert menu["web_app"]["url"] == "https://shop.example.test/"
+
+
+def test_signed_qr_links_never_reach_the_access_log(data_dir, esimgo, telegram):
+    env = server_env(data_dir, esimgo, telegram)
+    server = Gunicorn(env, workers=1)
+    try:
+        auth = {"Authorization": "tma " + sign_init_data(BOT_TOKEN, {"id": 43, "first_name": "T"})}
+        invoice = requests.post(server.url + "/api/telegram/stars/create-invoice", json={"bundle_name":
+                                "esim_1GB_7D_TH_V2"}, headers=auth, timeout=10).json()
+        requests.post(server.url + "/api/telegram/webhook", json=updates.successful_payment(
+            43, invoice["order_id"], invoice["stars"]), headers={"X-Telegram-Bot-Api-Secret-Token": WEBHOOK_SECRET},
+            timeout=10)
+        telegram.wait_for("sendPhoto", chat_id=43, timeout=20)
+        order = requests.get(f"{server.url}/api/orders/{invoice['order_id']}", headers=auth, timeout=10).json()
+        qr_url = order["order"]["qr_url"]
+        assert requests.get(server.url + qr_url, timeout=10).status_code == 200
+    finally:
+        server.stop()
+    log = server.log.read_text()
+    assert f"GET /qr/{invoice['order_id']}.png HTTP/1.1\" 200" in log  # the request is logged...
+    assert "sig=" not in log and qr_url.split("?")[1] not in log  # ...without its signature
+
+
+def test_once_healthz_is_200_no_buyer_is_told_plans_are_loading(data_dir, esimgo, telegram):
+    (data_dir / "catalogue.json").unlink()  # first start: one worker fetches, the others wait for its file
+    server = Gunicorn(server_env(data_dir, esimgo, telegram), workers=3, ready="/healthz")
+    try:
+        codes = [requests.get(server.url + "/api/esimgo/countries", timeout=10).status_code for _ in range(40)]
+        assert codes == [200] * 40
+        server.proc.send_signal(signal.SIGHUP)  # pm2 reload: new workers replace the old ones
+        deadline = time.monotonic() + 4
+        codes = []
+        while time.monotonic() < deadline:
+            codes.append(requests.get(server.url + "/api/esimgo/countries", timeout=10).status_code)
+        assert set(codes) == {200} and len(codes) > 20
+    finally:
+        server.stop()
+
+
+def gunicorn_workers(master: int) -> list[int]:
+    try:
+        return [int(p) for p in Path(f"/proc/{master}/task/{master}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def test_killing_web_workers_at_random_while_payments_arrive_buys_each_esim_once(data_dir, esimgo, telegram):
+    import random
+    import threading
+
+    # Short leases so the worker takes over quickly from a killed web process (production: 120 s).
+    env = server_env(data_dir, esimgo, telegram, FULFIL_LEASE_SECONDS="3", FULFIL_RECONCILE_SECONDS="1",
+                     WORKER_POLL_SECONDS="0.5")
+    esimgo.settings(processing_seconds=0.3)  # so kills also land while eSIM Go is preparing the eSIM
+    server = Gunicorn(env, workers=2)
+    worker = subprocess.Popen([sys.executable, "scripts/worker"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    buyers = list(range(3_000_001, 3_000_017))
+    hook = {"X-Telegram-Bot-Api-Secret-Token": WEBHOOK_SECRET}
+    stop = threading.Event()
+    kills = []
+
+    def killer() -> None:  # OOM, deploys, crashes: a web worker dies mid-request, whatever it was doing
+        rng = random.Random(7)
+        while not stop.wait(rng.uniform(0.15, 0.6)):
+            pids = gunicorn_workers(server.proc.pid)
+            if pids:
+                victim = rng.choice(pids)
+                try:
+                    os.kill(victim, signal.SIGKILL)
+                    kills.append(victim)
+                except ProcessLookupError:
+                    pass
+
+    try:
+        invoices = {}
+        for user in buyers:
+            auth = {"Authorization": "tma " + sign_init_data(BOT_TOKEN, {"id": user, "first_name": "T"})}
+            invoices[user] = requests.post(server.url + "/api/telegram/stars/create-invoice", headers=auth, timeout=10,
+                                           json={"bundle_name": "esim_1GB_7D_TH_V2"}).json()
+        updates_by_user = {u: updates.successful_payment(u, i["order_id"], i["stars"]) for u, i in invoices.items()}
+        chaos = threading.Thread(target=killer, daemon=True)
+        chaos.start()
+
+        def deliver_until_acknowledged(update: dict) -> int:
+            """Telegram's side: redeliver an update until it is answered 200."""
+            attempts = 0
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline:
+                attempts += 1
+                try:
+                    if requests.post(server.url + "/api/telegram/webhook", json=update, headers=hook,
+                                     timeout=15).status_code == 200:
+                        return attempts
+                except requests.RequestException:
+                    pass
+                time.sleep(0.2)
+            raise AssertionError(f"update {update['update_id']} never acknowledged")
+
+        with ThreadPoolExecutor(8) as pool:
+            attempts = list(pool.map(deliver_until_acknowledged, updates_by_user.values()))
+        stop.set()
+        chaos.join()
+        for update in updates_by_user.values():  # a late redelivery of every update changes nothing
+            assert deliver_until_acknowledged(update) == 1
+        deadline = time.monotonic() + 60
+        store = OrderStore(data_dir / "orders.json", background=False)
+        while time.monotonic() < deadline:
+            states = [store.get(i["order_id"]) for i in invoices.values()]
+            if all(o["status"] == "completed" and o.get("delivered_at") for o in states):
+                break
+            time.sleep(0.2)
+    finally:
+        stop.set()
+        worker.terminate()
+        worker.wait(20)
+        server.stop()
+    assert kills, "the test killed nothing"
+    assert [o["status"] for o in states] == ["completed"] * len(buyers), [(o["id"], o["status"]) for o in states]
+    assert len(esimgo.orders) == len(buyers)  # one eSIM per payment, however many times it was delivered
+    assert telegram.calls("refundStarPayment") == []
+    for user, order in zip(buyers, states, strict=True):
+        photos = telegram.calls("sendPhoto", chat_id=user)
+        # At least once, and always the order's own eSIM (its iPhone link carries the Matching ID); a second
+        # copy only if a process died between sending it and writing that down.
+        markups = {str(p.json("reply_markup")) for p in photos}
+        assert photos and len(markups) == 1 and order["matchingId"] in markups.pop()
+    print(f"{len(kills)} workers killed; deliveries needed {sum(attempts)} posts for {len(buyers)} payments")

@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 import updates
-from conftest import ADMIN_ID, WEBHOOK_SECRET, wait_on_disk
+from conftest import ADMIN_ID, SERVICE_TOKEN, WEBHOOK_SECRET, wait_on_disk
 
 BUYER = 2515644
 BUNDLE = "esim_1GB_7D_TH_V2"
@@ -218,6 +218,20 @@ def test_the_buyer_gets_the_esim_in_the_app_and_its_qr_only_through_a_signed_lin
     assert client.get(f"/qr/{answer['order_id']}.png").status_code == 403
 
 
+def test_answers_carrying_an_activation_code_are_never_cacheable(app, client, tma):
+    answer = invoice(client, tma)
+    pay(client, answer)
+    wait_status(app, answer["order_id"], {"completed"})
+    auth = {"Authorization": tma(BUYER)}
+    one = client.get(f"/api/orders/{answer['order_id']}", headers=auth)
+    listing = client.get("/api/orders", headers=auth)
+    qr = client.get(one.get_json()["order"]["qr_url"])
+    for response in (one, listing, qr):
+        assert response.status_code == 200
+        assert response.headers["Cache-Control"] == "no-store"
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
 def test_the_same_payment_eight_times_some_at_once_buys_one_esim(app, client, tma, esimgo, telegram):
     answer = invoice(client, tma)
     update = updates.successful_payment(BUYER, answer["order_id"], 314, charge_id="stxDUP")
@@ -372,13 +386,18 @@ def test_a_dead_process_lease_is_taken_over_and_its_purchase_adopted(app, client
     assert len(esimgo.orders) == 1 and len(telegram.calls("sendPhoto")) == 1
 
 
-def test_a_held_lease_keeps_other_processes_off_the_order(app, client, tma, esimgo):
+def test_a_held_lease_keeps_other_processes_off_the_order(app, client, tma, esimgo, caplog):
+    caplog.set_level("INFO", logger="fulfilment")
     app.config["FULFIL_INLINE"] = "0"
     answer = invoice(client, tma)
     pay(client, answer)
     store(app).update(answer["order_id"], lambda o: o.update(lease_until="2099-01-01T00:00:00+00:00"))
     assert fulfilment(app).run_due() == 0
+    fulfilment(app).run_due()
     assert esimgo.orders == [] and store(app).get(answer["order_id"])["status"] == "paid"
+    # The operator reading the log learns why nothing happens, once, and what will.
+    said = [r.getMessage() for r in caplog.records if "leased until 2099" in r.getMessage()]
+    assert len(said) == 1 and "takes over then" in said[0]
 
 
 def test_a_failed_delivery_is_retried_without_buying_again(app, client, tma, esimgo, telegram):
@@ -501,3 +520,125 @@ def test_a_payment_while_orders_json_is_deleted_is_still_fulfilled_and_health_sa
     telegram.wait_for("sendPhoto", chat_id=BUYER)
     assert wait_status(app, answer["order_id"], {"completed"})["status"] == "completed"
     assert telegram.calls("refundStarPayment") == []
+
+
+def operator_saves(client, **fields):
+    return client.post("/api/orders", json=fields, headers={"X-Service-Token": SERVICE_TOKEN})
+
+
+def test_orders_saved_by_an_operator_never_buy_deliver_or_message(app, client, esimgo, telegram):
+    paid = operator_saves(client, telegram_user_id=BUYER, bundle_name=BUNDLE, status="paid", stars=314)
+    done = operator_saves(client, telegram_user_id=BUYER, bundle_name=BUNDLE, status="completed",
+                          smdpAddress="evil.example", matchingId="ATTACKER-CODE", iccid="8944000000000000099")
+    failed = operator_saves(client, telegram_user_id=BUYER, bundle_name=BUNDLE, status="failed",
+                            telegram_payment_charge_id="stxFORGED")
+    assert [r.status_code for r in (paid, done, failed)] == [201, 201, 201]
+    fulfilment = app.extensions["esimsdata"]["fulfilment"]
+    for _ in range(3):  # the worker's rounds
+        fulfilment.run_due()
+    assert esimgo.orders == []
+    assert telegram.calls("sendPhoto") == [] and telegram.calls("sendMessage") == []
+    assert telegram.calls("refundStarPayment") == []
+    assert store(app).get(paid.get_json()["order"]["id"])["status"] == "paid"  # kept as the record it is
+
+
+def test_an_operator_cannot_move_an_order_the_shop_is_handling(app, client, tma, esimgo):
+    answer = invoice(client, tma)  # awaiting payment: the shop's own invoice is open
+    refused = operator_saves(client, id=answer["order_id"], status="paid")
+    assert refused.status_code == 409 and refused.get_json()["error"] == "order_in_progress"
+    store(app).update(answer["order_id"], lambda o: o.update(status="expired"))
+    assert operator_saves(client, id=answer["order_id"], status="paid").status_code == 200  # a settled order
+    app.extensions["esimsdata"]["fulfilment"].run_due()
+    assert esimgo.orders == []  # recorded, not bought
+
+
+def test_a_payment_for_an_order_an_operator_saved_is_refunded(app, client, telegram):
+    saved = operator_saves(client, telegram_user_id=BUYER, bundle_name=BUNDLE, stars=314).get_json()["order"]
+    post(client, updates.pre_checkout(BUYER, saved["id"], 314))
+    (answer,) = telegram.calls("answerPreCheckoutQuery")
+    assert answer.params["ok"] in (False, "False", "false")
+    assert post(client, updates.successful_payment(BUYER, saved["id"], 314)).status_code == 200
+    telegram.wait_for("refundStarPayment")
+    assert store(app).get(saved["id"])["status"] == "awaiting_payment"
+
+
+def test_an_interrupted_purchase_is_adopted_when_eSIM_Go_lists_orders_as_one_object(app, client, tma, esimgo,
+                                                                                    telegram):
+    app.config["FULFIL_INLINE"] = "0"
+    esimgo.settings(order_list_shape="object")  # the v2.4 schema's example shape
+    answer = invoice(client, tma)
+    pay(client, answer)
+    bought = app.extensions["esimsdata"]["esimgo"].create_order(BUNDLE)  # bought, then the process died
+    store(app).update(answer["order_id"], lambda o: o.update(status="provisioning", esimgo_unsure=True,
+                                                             buy_attempts=1, esimgo_attempt_at=orders_now()))
+    fulfilment(app).run_due()
+    order = store(app).get(answer["order_id"])
+    assert order["status"] == "completed" and order["orderReference"] == bought.reference
+    assert len(esimgo.orders) == 1
+
+
+def test_a_paid_order_that_cannot_be_settled_is_flagged_for_the_admin_once(app, client, tma, esimgo, telegram):
+    app.config["FULFIL_INLINE"] = "0"
+    fulfilment(app).attention_after = 0  # FULFIL_ATTENTION_MINUTES, 10 in production
+    answer = invoice(client, tma)
+    pay(client, answer)
+    # Unsure whether eSIM Go bought it, and eSIM Go's order list cannot be read: nothing may be bought again.
+    store(app).update(answer["order_id"], lambda o: o.update(status="provisioning", esimgo_unsure=True,
+                                                             buy_attempts=1, esimgo_attempt_at=orders_now()))
+    esimgo.fail("/orders", 500, times=50, method="GET")
+    for _ in range(3):
+        fulfilment(app).run_due()
+        store(app).update(answer["order_id"], lambda o: o.pop("next_attempt_at", None))
+    order = store(app).get(answer["order_id"])
+    assert order["status"] == "provisioning" and esimgo.orders == []
+    assert order["needs_attention"]["reason"]
+    alerts = [c for c in telegram.calls("sendMessage", chat_id=ADMIN_ID) if answer["order_id"] in c.params["text"]]
+    assert len(alerts) == 1 and "needs attention" in alerts[0].params["text"]
+
+
+def orders_now() -> str:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def test_invoices_that_expired_unpaid_long_ago_are_dropped_and_nothing_paid_ever_is(app, client, tma):
+    from datetime import UTC, datetime, timedelta
+
+    from purchase import prune_expired
+
+    old, recent, paid = (invoice(client, tma, user=BUYER + i)["order_id"] for i in range(3))
+    long_ago = (datetime.now(UTC) - timedelta(days=30)).isoformat(timespec="seconds")
+    store(app).update(old, lambda o: o.update(status="expired", updated_at=long_ago))
+    store(app).update(recent, lambda o: o.update(status="expired"))
+    store(app).update(paid, lambda o: o.update(status="expired", updated_at=long_ago, telegram_payment_charge_id="x"))
+    assert prune_expired(store(app), timedelta(days=14)) == 1
+    assert store(app).get(old) is None
+    assert store(app).get(recent) is not None and store(app).get(paid) is not None
+
+
+def test_a_buyer_creating_invoices_in_a_loop_is_slowed_down(client, tma):
+    answers = [client.post("/api/telegram/stars/create-invoice", json={"bundle_name": BUNDLE},
+                           headers={"Authorization": tma(BUYER)}) for _ in range(12)]
+    assert [a.status_code for a in answers[:10]] == [200] * 10
+    assert answers[10].status_code == 429 and answers[10].get_json()["error"] == "too_many_invoices"
+    other = client.post("/api/telegram/stars/create-invoice", json={"bundle_name": BUNDLE},
+                        headers={"Authorization": tma(BUYER + 1)})
+    assert other.status_code == 200  # one buyer's loop does not stop anyone else
+
+
+def test_an_oversized_body_is_refused_before_it_is_read(client, tma):
+    response = client.post("/api/telegram/stars/create-invoice", data=b"{" + b" " * (300 * 1024) + b"}",
+                           content_type="application/json", headers={"Authorization": tma(BUYER)})
+    assert response.status_code == 413 and response.get_json()["error"]
+
+
+@pytest.mark.parametrize("lang, bundle, title", [
+    ("ru", BUNDLE, "Таиланд · 1 ГБ · 7 дн."),
+    ("en", BUNDLE, "Thailand · 1 GB · 7 days"),
+    ("ru", "esim_3GB_30D_FR_V2", "Франция · 3 ГБ · 30 дн."),
+])
+def test_the_invoice_title_is_in_the_buyers_language_country_included(client, tma, telegram, lang, bundle, title):
+    invoice(client, tma, bundle=bundle, lang=lang)
+    (link,) = telegram.calls("createInvoiceLink")
+    assert link.params["title"] == title

@@ -442,3 +442,21 @@ def test_health_turns_red_when_orders_json_stops_keeping_up(tmp_path, monkeypatc
     add_order(store, 1, "ord_2")
     health = store.check()
     assert health["ok"] is False and "1 changes behind" in health["error"] and health["unwritten_changes"] == 1
+
+
+def test_a_removed_order_is_gone_everywhere_and_stays_gone(store, tmp_path):
+    add_order(store, 1, "ord_keep", status="completed", delivered_at="x")
+    add_order(store, 1, "ord_drop", status="expired", telegram_payment_charge_id=None, orderReference="ref-d")
+    with store.transaction() as tx:
+        tx.remove("ord_drop")
+    assert store.get("ord_drop") is None and store.get_by_reference("ref-d") is None
+    assert [o["id"] for o in store.orders_for_user(1)] == ["ord_keep"]
+    assert OrderStore(tmp_path / "orders.json", background=False).get("ord_drop") is None  # replayed from the journal
+    wait_on_disk(tmp_path / "orders.json", lambda d: ids_on_disk(d, 1) == ["ord_keep"])
+
+
+def test_orders_containing_a_text_are_found_without_decoding_every_order(store):
+    add_order(store, 1, "ord_a", telegram_username="anna_travels")
+    add_order(store, 2, "ord_b", telegram_username="boris")
+    assert [o["id"] for o in store.containing("anna_tr")] == ["ord_a"]
+    assert store.containing("nobody") == []
