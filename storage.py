@@ -17,6 +17,7 @@ Money is `Decimal` in memory and a plain JSON number on disk.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import copy
 import hashlib
@@ -659,13 +660,14 @@ class OrderStore:
 
     # ---- writing orders.json (background) ----------------------------------------------------
 
-    def compact(self) -> bool:
+    def compact(self, wait: float = 0.0) -> bool:
         """Rewrite orders.json from memory if the journal is ahead of it; True if it was written.
 
-        Only one process at a time does this (its own lock); writers are never blocked by it.
+        Only one process at a time does this (its own lock; `wait` s for it, else another process is on it);
+        writers are never blocked by it.
         """
         try:
-            self._compact_lock.acquire(timeout=0)
+            self._compact_lock.acquire(timeout=wait)
         except Timeout:
             return False
         try:
@@ -743,6 +745,8 @@ class OrderStore:
         self._thread = threading.Thread(target=_background, args=(weakref.ref(self), self._wake, self._stop),
                                         name="orders-compactor", daemon=True)
         self._thread.start()
+        # A clean exit (pm2 stop, a gunicorn worker retiring) leaves orders.json current, not for the next start.
+        atexit.register(_close_at_exit, weakref.ref(self))
 
     def _background_round(self) -> None:
         with self._mem:
@@ -761,7 +765,8 @@ class OrderStore:
         if self._thread is not None:
             self._thread.join(10)
         with contextlib.suppress(StorageError):
-            self.compact()
+            # Wait for whoever is writing it now: their copy may lack this process's last changes.
+            self.compact(wait=30.0)
         with self._mem:
             self._reader.close()
 
@@ -822,6 +827,12 @@ def _last_seq_in(path: Path) -> int:
             if line.endswith(b"\n") and line.strip():
                 last = max(last, int(json.loads(line)["seq"]))
     return last
+
+
+def _close_at_exit(ref: weakref.ref) -> None:
+    store = ref()
+    if store is not None and not store._stop.is_set():
+        store.close()
 
 
 def _background(ref: weakref.ref, wake: threading.Event, stop: threading.Event) -> None:
