@@ -635,7 +635,7 @@ class OrderStore:
             problem = "the data folder is not writable"
         problem = problem or self._journal_error or self._file_error or self._lagging(meta, seq)
         body: dict[str, Any] = {"ok": problem is None, "orders": orders_count,
-                                "unwritten_changes": max(0, seq - self._seq_on_disk(meta))}
+                                "unwritten_changes": max(0, seq - max(self._seq_on_disk(meta), 0))}
         last = backups.newest(self.backup_dir)
         body["last_backup"] = last.taken.isoformat(timespec="seconds") if last else None
         if problem:
