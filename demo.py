@@ -65,6 +65,7 @@ def ensure_sandboxes(config: dict[str, Any], timeout: float = 15.0) -> list[subp
             if _listening(port) and _ours(name, port, env):
                 continue
             proc = subprocess.Popen([sys.executable, "-m", module, "--port", str(port)], cwd=ROOT)
+            _children.append(proc)  # stopped at exit even if starting the next one fails
             deadline = time.monotonic() + timeout
             while not _listening(port):
                 if proc.poll() is not None or time.monotonic() > deadline:
@@ -72,7 +73,6 @@ def ensure_sandboxes(config: dict[str, Any], timeout: float = 15.0) -> list[subp
                 time.sleep(0.1)
             log.info("demo: started %s on 127.0.0.1:%d (pid %d)", module, port, proc.pid)
             started.append(proc)
-    _children.extend(started)
     return started
 
 

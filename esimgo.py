@@ -180,6 +180,14 @@ class Esim:
 
 
 @dataclass(frozen=True)
+class RecentOrders:
+    """What GET /orders showed: the orders, and whether that was all of them (False: only the newest one)."""
+
+    orders: tuple[Order, ...]
+    complete: bool
+
+
+@dataclass(frozen=True)
 class Order:
     reference: str | None
     status: str
@@ -455,19 +463,26 @@ class EsimGoClient:
     def get_order(self, reference: str) -> Order:
         return parse_order(self._json(self._request("GET", f"/orders/{requests.utils.quote(reference, safe='')}")))
 
-    def recent_orders(self, since: datetime, limit: int = 100) -> list[Order]:
+    def recent_orders(self, since: datetime, limit: int = 100) -> RecentOrders:
         """Orders created at or after `since` (UTC), to find out whether an interrupted purchase went through."""
         stamp = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
         body = self._json(self._request("GET", "/orders", params={"createdAt": f"gte:{stamp}", "limit": limit,
                                                                   "includeIccids": "true"}))
-        # The list envelope is not documented: accept {"orders": [...]}, a bare list, and the schema's own
-        # example, which is a single order object.
-        items = body
-        if isinstance(body, dict):
-            items = body.get("orders") if "orders" in body else [body] if "orderReference" in body else None
+        # The list envelope is not documented: {"orders": [...]} and a bare list are whole lists; the schema's
+        # own example is a single order object, which shows only one order (so it proves nothing about others),
+        # and an empty object, which then can only mean there is none.
+        complete = True
+        if isinstance(body, dict) and "orders" in body:
+            items = body["orders"]
+        elif isinstance(body, dict) and "orderReference" in body:
+            items, complete = [body], False
+        elif body == {}:
+            items = []
+        else:
+            items = body
         if not isinstance(items, list):
-            raise EsimGoBadResponse(f"order list not understood: {str(body)[:200]}")
-        return [parse_order(item) for item in items if isinstance(item, dict)]
+            raise EsimGoBadResponse(f"order list not understood: {one_line(str(body))}")
+        return RecentOrders(tuple(parse_order(i) for i in items if isinstance(i, dict)), complete)
 
     def assignments(self, reference: str) -> list[Esim]:
         """Install details of an order's eSIMs; JSON when eSIM Go honours Accept, CSV otherwise."""

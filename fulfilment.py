@@ -128,6 +128,8 @@ class Fulfilment:
                 self._leased_elsewhere(order, now)
         for order in snapshot:
             self._flag_if_overdue(order, now)
+        open_ids = {o["id"] for o in snapshot}
+        self._lease_noted = {k: v for k, v in self._lease_noted.items() if k in open_ids}
         if time.monotonic() >= self._next_prune:
             self._next_prune = time.monotonic() + 3600  # hourly is plenty for invoices kept for days
             prune_expired(self.store, timedelta(days=self.prune_days), now)
@@ -138,7 +140,9 @@ class Fulfilment:
         held = orders.parse_time(order.get("lease_until"))
         if not held or held <= now:
             return False
-        if self._lease_noted.get(order["id"]) != order["lease_until"]:
+        taken = held - self.lease
+        # A step takes seconds; a lease held much longer suggests its process died, which the operator should read.
+        if (now - taken).total_seconds() >= 30 and self._lease_noted.get(order["id"]) != order["lease_until"]:
             self._lease_noted[order["id"]] = order["lease_until"]
             log.info("order %s: %s, leased until %s by another process; if that process died, this one takes "
                      "over then", order["id"], order.get("status"), order["lease_until"])
@@ -289,11 +293,15 @@ class Fulfilment:
             recent = self.esimgo.recent_orders(attempted - RECONCILE_LOOKBACK)
         except EsimGoError as exc:
             raise RuntimeError(f"cannot check eSIM Go for an earlier purchase: {exc}") from exc
-        matches = [o for o in recent if o.reference and self.store.get_by_reference(o.reference) is None
+        matches = [o for o in recent.orders if o.reference and self.store.get_by_reference(o.reference) is None
                    and order["bundle_name"] in o.items
                    and (not order.get("top_up_of") or any(e.iccid == order["top_up_of"] for e in o.esims)
                         or not o.esims)]
         matches.sort(key=lambda o: o.created or "")
+        if not matches and not recent.complete:
+            # eSIM Go showed only its newest order: ours may be behind it. Buying again could buy twice.
+            raise RuntimeError("eSIM Go listed only its newest order, so whether this purchase went through "
+                               "cannot be told; not buying again")
         return matches[0] if matches else None
 
     def _collect(self, order: dict[str, Any], from_order: tuple[Esim, ...] = ()) -> None:

@@ -142,7 +142,7 @@ def clean_seed(body: Any) -> dict[str, Any]:
             continue
         if key == "telegram_user_id":
             text = str(value).strip() if isinstance(value, (str, int)) and not isinstance(value, bool) else ""
-            if not is_digits(text) or not 0 < int(text) < 2**53:
+            if not is_digits(text) or len(text) > 16 or not 0 < int(text) < 2**53:
                 raise OrderInputError("telegram_user_id must be a numeric Telegram user id.")
             clean[key] = int(text)
         elif key in MONEY_FIELDS:
@@ -162,8 +162,10 @@ def clean_seed(body: Any) -> dict[str, Any]:
                 raise OrderInputError(f"status must be one of: {', '.join(sorted(STATUSES))}.")
             clean[key] = value
         elif key == "customer":
-            if not isinstance(value, (dict, str)):
-                raise OrderInputError("customer must be an object or a string.")
+            flat = isinstance(value, dict) and all(
+                isinstance(k, str) and (v is None or isinstance(v, (str, int, float, bool))) for k, v in value.items())
+            if not (flat or isinstance(value, str)):
+                raise OrderInputError("customer must be a string or an object of plain values (no nesting).")
             clean[key] = value
         else:
             if not isinstance(value, (str, int)) or isinstance(value, bool):

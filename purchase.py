@@ -92,11 +92,10 @@ def _top_up_esim(store: OrderStore, buyer: Buyer, iccid: Any) -> str:
     return iccid
 
 
-def _check_invoice_rate(store: OrderStore, buyer: Buyer, per_minute: int) -> None:
-    """At most `per_minute` new invoices per buyer, counted from the orders themselves (so across every worker)."""
+def _check_invoice_rate(mine: list[dict[str, Any]], buyer: Buyer, per_minute: int) -> None:
+    """At most `per_minute` new invoices per buyer, counted from the buyer's orders (so across every worker)."""
     since = datetime.now(UTC) - timedelta(minutes=1)
-    recent = sum(1 for o in store.orders_for_user(buyer.id)
-                 if (orders.parse_time(o.get("created_at")) or since) > since)
+    recent = sum(1 for o in mine if (orders.parse_time(o.get("created_at")) or since) > since)
     if recent >= per_minute:
         log.warning("invoice refused for user %s: %d invoices in the last minute", buyer.id, recent)
         raise PurchaseError(429, "too_many_invoices",
@@ -108,6 +107,8 @@ def create_invoice(*, store: OrderStore, catalogue: Catalogue, bot: TeleBot, esi
     """Price the bundle, store the order, create the Stars invoice link; returns the API answer."""
     if not isinstance(body, dict):
         raise PurchaseError(400, "invalid_body", "Send a JSON object with bundle_name.")
+    per_minute = int(config["INVOICES_PER_MINUTE"])
+    _check_invoice_rate(store.orders_for_user(buyer.id), buyer, per_minute)  # before anything costs a call
     name = body.get("bundle_name")
     if not isinstance(name, str) or not name.strip():
         raise PurchaseError(400, "invalid_bundle", "bundle_name is required.")
@@ -123,10 +124,10 @@ def create_invoice(*, store: OrderStore, catalogue: Catalogue, bot: TeleBot, esi
             raise PurchaseError(422, "incompatible_top_up",
                                 "This plan cannot be added to that eSIM. Please pick another plan.")
 
-    _check_invoice_rate(store, buyer, int(config["INVOICES_PER_MINUTE"]))
     order = new_order(buyer, plan, float(config["ORDER_EXPIRY_MINUTES"]), top_up_of)
     # The order exists before the invoice does, so no payment can ever arrive for an order we lack.
     with store.transaction() as tx:
+        _check_invoice_rate(tx.orders_for_user(buyer.id), buyer, per_minute)  # again under the lock: exact
         tx.add(order)
 
     title = plan_title(order, buyer.language)[:INVOICE_TITLE_MAX]

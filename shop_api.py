@@ -151,10 +151,11 @@ def seed_order() -> Response | tuple[Response, int]:
             new_status = fields.get("status", current)
             if not can_move(current, new_status):
                 return api_error(409, "status_backwards", f"Status {current} cannot become {new_status}.")
-            if new_status != current and has_step_left(existing):
+            if has_step_left(existing):
+                # Any field could redirect the work: a bigger plan bought, other codes sent, a refund elsewhere.
                 return api_error(409, "order_in_progress",
-                                 f"The shop is still handling this order ({current}); its status cannot be set "
-                                 "from outside. Wait for it to settle, or act on it in the admin console.")
+                                 f"The shop is still handling this order ({current}); it cannot be changed from "
+                                 "outside. Wait for it to settle, or act on it in the admin console.")
             if new_status != current:
                 existing["imported"] = True  # a status set from outside is a record, never a cue to act
             existing.update(fields)  # fields not given are kept

@@ -204,12 +204,12 @@ def test_real_gunicorn_serves_the_shop_from_the_start_command(tmp_path, esimgo, 
         stop(proc)
 
 
-@pytest.mark.slow
 def demo_ports() -> dict[str, str]:
     """Free ports for demo mode's sandboxes, so tests never meet (or take) a running demo's 8101/8102."""
     return {"DEMO_ESIMGO_PORT": str(free_port()), "DEMO_TELEGRAM_PORT": str(free_port())}
 
 
+@pytest.mark.slow
 def test_demo_mode_starts_its_own_sandboxes_and_says_so(tmp_path):
     port = free_port()
     env = clean_env(DATA_DIR=str(tmp_path), BIND=f"127.0.0.1:{port}",

@@ -213,13 +213,24 @@ def test_recent_orders_are_read_in_every_shape_eSIM_Go_may_answer(client, esimgo
     bought = client.create_order("esim_1GB_7D_TH_V2")
     esimgo.settings(order_list_shape=shape)
     found = client.recent_orders(datetime.now(UTC) - timedelta(minutes=5))
-    assert [o.reference for o in found] == [bought.reference]
-    assert "esim_1GB_7D_TH_V2" in found[0].items
+    assert [o.reference for o in found.orders] == [bought.reference]
+    assert "esim_1GB_7D_TH_V2" in found.orders[0].items
+    assert found.complete is (shape != "object")  # one object shows only the newest order
 
 
-def test_an_order_list_that_is_not_understood_is_an_error_not_an_empty_list(client, esimgo):
+def test_no_order_since_is_an_empty_list_in_every_shape(client, esimgo):
     from datetime import UTC, datetime
 
-    esimgo.settings(order_list_shape="object")  # and no order at all: "{}" says nothing either way
+    for shape in ("envelope", "list", "object"):
+        esimgo.settings(order_list_shape=shape)
+        found = client.recent_orders(datetime.now(UTC))
+        assert found.orders == () and found.complete
+
+
+@pytest.mark.parametrize("body", ['"orders"', "42", '{"orders": {"a": 1}}'])
+def test_an_order_list_that_is_not_understood_is_an_error_not_an_empty_list(client, esimgo, body):
+    from datetime import UTC, datetime
+
+    esimgo.fail("/orders", 200, method="GET", message=body, html=True)
     with pytest.raises(EsimGoBadResponse):
         client.recent_orders(datetime.now(UTC))

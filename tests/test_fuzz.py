@@ -23,6 +23,7 @@ QUERIES = ["", "?exp=²&sig=é", "?exp=99999999999&sig=" + "0" * 64, "?exp=-1&si
 BODIES: list[bytes | None] = [
     None, b"not json", b"\xff\xfe\x00\x80", b"[]", b"{}", b"1", b'"x"', b"[" * 5000, b'{"a":' * 3000,
     b"\xef\xbb\xbf{}", b'{"bundle_name": "\xff"}',
+    b'{"telegram_user_id": 1, "customer": ' + b'{"a": ' * 600 + b"1" + b"}" * 601,
     *(json.dumps(v).encode() for v in [
         {"bundle_name": ["esim_1GB_7D_TH_V2"]}, {"bundle_name": {"a": 1}}, {"bundle_name": 1e308},
         {"bundle_name": "esim_1GB_7D_TH_V2", "iccid": "²"}, {"bundle_name": "esim_1GB_7D_TH_V2", "iccid": ["1"]},
@@ -30,7 +31,8 @@ BODIES: list[bytes | None] = [
         {"telegram_user_id": 1, "status": {"x": 1}}, {"telegram_user_id": 1, "price": "1" * 17},
         {"telegram_user_id": 1, "price": 1e30}, {"telegram_user_id": 1, "price": "NaN"},
         {"telegram_user_id": 1, "stars": 10 ** 40}, {"telegram_user_id": 1, "id": "x" * 1000},
-        {"telegram_user_id": 1, "customer": [1, 2]}, {"id": ["a"]},
+        {"telegram_user_id": 1, "customer": [1, 2]}, {"id": ["a"]}, {"telegram_user_id": "9" * 5000},
+        {"telegram_user_id": 1, "customer": {"a": {"b": 1}}},
         {"update_id": "1"}, {"update_id": True}, {"update_id": 1, "message": "text"},
         {"update_id": 1, "message": {"successful_payment": "x"}},
         {"update_id": 1, "message": {"message_id": 1, "date": 1, "chat": {"id": "x", "type": 5}}},

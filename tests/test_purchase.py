@@ -387,16 +387,20 @@ def test_a_dead_process_lease_is_taken_over_and_its_purchase_adopted(app, client
 
 
 def test_a_held_lease_keeps_other_processes_off_the_order(app, client, tma, esimgo, caplog):
+    from datetime import UTC, datetime, timedelta
+
     caplog.set_level("INFO", logger="fulfilment")
     app.config["FULFIL_INLINE"] = "0"
     answer = invoice(client, tma)
     pay(client, answer)
-    store(app).update(answer["order_id"], lambda o: o.update(lease_until="2099-01-01T00:00:00+00:00"))
+    # Taken 60 s ago (leases last 120 s) by a process that has not finished: probably one that died.
+    until = (datetime.now(UTC) + timedelta(seconds=60)).isoformat(timespec="seconds")
+    store(app).update(answer["order_id"], lambda o: o.update(lease_until=until))
     assert fulfilment(app).run_due() == 0
     fulfilment(app).run_due()
     assert esimgo.orders == [] and store(app).get(answer["order_id"])["status"] == "paid"
     # The operator reading the log learns why nothing happens, once, and what will.
-    said = [r.getMessage() for r in caplog.records if "leased until 2099" in r.getMessage()]
+    said = [r.getMessage() for r in caplog.records if f"leased until {until}" in r.getMessage()]
     assert len(said) == 1 and "takes over then" in said[0]
 
 
@@ -546,6 +550,9 @@ def test_an_operator_cannot_move_an_order_the_shop_is_handling(app, client, tma,
     answer = invoice(client, tma)  # awaiting payment: the shop's own invoice is open
     refused = operator_saves(client, id=answer["order_id"], status="paid")
     assert refused.status_code == 409 and refused.get_json()["error"] == "order_in_progress"
+    bigger = operator_saves(client, id=answer["order_id"], bundle_name="esim_20GB_30D_TH_V2", stars=1)
+    assert bigger.status_code == 409  # no field of a live order, not only its status
+    assert store(app).get(answer["order_id"])["bundle_name"] == BUNDLE
     store(app).update(answer["order_id"], lambda o: o.update(status="expired"))
     assert operator_saves(client, id=answer["order_id"], status="paid").status_code == 200  # a settled order
     app.extensions["esimsdata"]["fulfilment"].run_due()
@@ -575,6 +582,27 @@ def test_an_interrupted_purchase_is_adopted_when_eSIM_Go_lists_orders_as_one_obj
     order = store(app).get(answer["order_id"])
     assert order["status"] == "completed" and order["orderReference"] == bought.reference
     assert len(esimgo.orders) == 1
+
+
+def test_when_eSIM_Go_shows_only_its_newest_order_and_it_is_not_ours_nothing_is_bought_again(app, client, tma,
+                                                                                             esimgo):
+    app.config["FULFIL_INLINE"] = "0"
+    esimgo.settings(order_list_shape="object")
+    answer = invoice(client, tma)
+    pay(client, answer)
+    ours = app.extensions["esimsdata"]["esimgo"].create_order(BUNDLE)  # bought, then the process died...
+    app.extensions["esimsdata"]["esimgo"].create_order("esim_3GB_30D_FR_V2")  # ...and someone else's came after
+    store(app).update(answer["order_id"], lambda o: o.update(status="provisioning", esimgo_unsure=True,
+                                                             buy_attempts=1, esimgo_attempt_at=orders_now()))
+    for _ in range(3):
+        fulfilment(app).run_due()
+        store(app).update(answer["order_id"], lambda o: o.pop("next_attempt_at", None))
+    order = store(app).get(answer["order_id"])
+    assert len(esimgo.orders) == 2 and order["status"] == "provisioning"  # never a second purchase of ours
+    assert "only its newest order" in order["last_error"]
+    esimgo.settings(order_list_shape="envelope")  # once the whole list can be read, ours is found
+    fulfilment(app).run_due()
+    assert store(app).get(answer["order_id"])["orderReference"] == ours.reference
 
 
 def test_a_paid_order_that_cannot_be_settled_is_flagged_for_the_admin_once(app, client, tma, esimgo, telegram):
@@ -625,6 +653,19 @@ def test_a_buyer_creating_invoices_in_a_loop_is_slowed_down(client, tma):
     other = client.post("/api/telegram/stars/create-invoice", json={"bundle_name": BUNDLE},
                         headers={"Authorization": tma(BUYER + 1)})
     assert other.status_code == 200  # one buyer's loop does not stop anyone else
+
+
+def test_the_invoice_limit_holds_when_a_buyer_fires_requests_at_once(app, client, tma):
+    auth = {"Authorization": tma(BUYER)}
+
+    def one(_):
+        return client.post("/api/telegram/stars/create-invoice", json={"bundle_name": BUNDLE},
+                           headers=auth).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        codes = list(pool.map(one, range(20)))
+    assert codes.count(200) == 10 and codes.count(429) == 10
+    assert len(store(app).orders_for_user(BUYER)) == 10
 
 
 def test_an_oversized_body_is_refused_before_it_is_read(client, tma):
