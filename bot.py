@@ -14,11 +14,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, Flask, current_app, jsonify, request
-from telebot import TeleBot, apihelper, types
-from telebot.apihelper import ApiTelegramException
+from telebot import TeleBot, types
 
 import extensions
 import orders
+from botapi import BotApi, Button, TelegramError, app_button
 from errors import api_error
 from messages import TEXTS, language_of, plan_title, t
 from purchase import answer_pre_checkout, record_payment
@@ -31,19 +31,15 @@ bp = Blueprint("telegram", __name__, url_prefix="/api/telegram")
 SEEN_UPDATES_KEPT = 5000  # Telegram keeps undelivered updates for 24 h; this covers far more than a day
 
 
-def build_bot(config: dict[str, Any]) -> TeleBot:
-    """A TeleBot talking to TELEGRAM_API_URL (the real Bot API, a local Bot API server, or the sandbox)."""
-    base = config["TELEGRAM_API_URL"]
-    # pyTelegramBotAPI reads the base URL from a module global; one app per process makes that safe.
-    apihelper.API_URL = None if base == "https://api.telegram.org" else base + "/bot{0}/{1}"
-    apihelper.CONNECT_TIMEOUT = 5
-    apihelper.READ_TIMEOUT = 30
-    bot = TeleBot(config["TELEGRAM_BOT_TOKEN"], threaded=False, parse_mode=None)
-    _register_handlers(bot)
-    return bot
+def build_bot(config: dict[str, Any]) -> BotApi:
+    """The Bot API door (TELEGRAM_API_URL: the real Bot API, a local Bot API server, or the sandbox), with this
+    module's handlers registered on its dispatcher."""
+    api = BotApi(config["TELEGRAM_BOT_TOKEN"], config["TELEGRAM_API_URL"])
+    _register_handlers(api.telebot, api)
+    return api
 
 
-def get_bot(app: Flask | None = None) -> TeleBot:
+def get_bot(app: Flask | None = None) -> BotApi:
     return extensions.get("bot", app)
 
 
@@ -54,35 +50,26 @@ def _lang(user: types.User | None) -> str:
     return language_of(user.language_code if user else None)
 
 
-def app_button(text: str, url: str) -> types.InlineKeyboardButton:
-    """A button opening a Mini App page: a web_app button on https, a plain link otherwise (web_app buttons
-    need https; demo mode runs on http://127.0.0.1)."""
-    if url.startswith("https://"):
-        return types.InlineKeyboardButton(text, web_app=types.WebAppInfo(url))
-    return types.InlineKeyboardButton(text, url=url)
+def _shop_button(lang: str, path: str = "/", label_key: str = "open_shop") -> list[Button]:
+    return [app_button(t(label_key, lang), current_app.config["PUBLIC_BASE_URL"] + path)]
 
 
-def _shop_markup(lang: str, path: str = "/", label_key: str = "open_shop") -> types.InlineKeyboardMarkup:
-    url = current_app.config["PUBLIC_BASE_URL"] + path
-    return types.InlineKeyboardMarkup().add(app_button(t(label_key, lang), url))
-
-
-def _register_handlers(bot: TeleBot) -> None:
+def _register_handlers(bot: TeleBot, api: BotApi) -> None:
     @bot.message_handler(commands=["start"])
     def start(message: types.Message) -> None:
         lang = _lang(message.from_user)
-        bot.send_message(message.chat.id, t("start", lang), parse_mode="HTML", reply_markup=_shop_markup(lang))
+        api.send_text(message.chat.id, t("start", lang), _shop_button(lang), html=True)
 
     @bot.message_handler(commands=["help"])
     def help_(message: types.Message) -> None:
         lang = _lang(message.from_user)
-        bot.send_message(message.chat.id, t("help", lang, support=current_app.config["SUPPORT_CONTACT"]),
-                         reply_markup=_shop_markup(lang))
+        api.send_text(message.chat.id, t("help", lang, support=current_app.config["SUPPORT_CONTACT"]),
+                      _shop_button(lang))
 
     @bot.message_handler(commands=["paysupport"])
     def paysupport(message: types.Message) -> None:
         lang = _lang(message.from_user)
-        bot.send_message(message.chat.id, t("paysupport", lang, support=current_app.config["SUPPORT_CONTACT"]))
+        api.send_text(message.chat.id, t("paysupport", lang, support=current_app.config["SUPPORT_CONTACT"]))
 
     @bot.message_handler(commands=["myesims"])
     def my_esims(message: types.Message) -> None:
@@ -90,15 +77,14 @@ def _register_handlers(bot: TeleBot) -> None:
         mine = [o for o in extensions.store().orders_for_user(message.from_user.id)
                 if o.get("status") != orders.EXPIRED][-10:]
         if not mine:
-            bot.send_message(message.chat.id, t("no_esims", lang), reply_markup=_shop_markup(lang))
+            api.send_text(message.chat.id, t("no_esims", lang), _shop_button(lang))
             return
         lines = [t("my_esims_title", lang)]
         for order in reversed(mine):
             key = f"status_{order.get('status')}"
             status = t(key, lang) if key in TEXTS else str(order.get("status"))
             lines.append(f"• {plan_title(order, lang)} — {status} ({order['id']})")
-        bot.send_message(message.chat.id, "\n".join(lines),
-                         reply_markup=_shop_markup(lang, "/my-esims", "open_my_esims"))
+        api.send_text(message.chat.id, "\n".join(lines), _shop_button(lang, "/my-esims", "open_my_esims"))
 
     @bot.pre_checkout_query_handler(func=lambda query: True)
     def pre_checkout(query: types.PreCheckoutQuery) -> None:
@@ -108,8 +94,8 @@ def _register_handlers(bot: TeleBot) -> None:
             log.exception("pre-checkout %s could not be checked", query.id)
             ok, refusal, lang = False, "pcq_unavailable", _lang(query.from_user)
         try:
-            bot.answer_pre_checkout_query(query.id, ok=ok, error_message=None if ok else t(refusal, lang))
-        except ApiTelegramException as exc:  # e.g. the query is already too old: redelivery cannot help
+            api.answer_pre_checkout(query.id, ok, None if ok else t(refusal, lang))
+        except TelegramError as exc:  # e.g. the query is already too old: redelivery cannot help
             log.error("pre-checkout %s: answer not accepted by Telegram: %s", query.id, exc)
         # After answering (the 10 s clock is Telegram's): note the decision on the order for operators.
         decision = {"ok": ok, "reason": refusal, "at": orders.now_iso(), "query_id": query.id}
@@ -177,7 +163,7 @@ def webhook():  # type: ignore[no-untyped-def]
         log.info("webhook: update %s already handled", update.update_id)
         return jsonify(ok=True, duplicate=True)
     try:
-        get_bot().process_new_updates([update])
+        get_bot().telebot.process_new_updates([update])
     except Exception:
         log.exception("webhook: update %s failed; Telegram will redeliver it", update.update_id)
         return api_error(500, "update_failed", "The update could not be handled; please redeliver.")

@@ -16,19 +16,14 @@ An unsure order first looks for its purchase among eSIM Go's recent orders and a
 from __future__ import annotations
 
 import copy
-import io
 import logging
 import threading
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import requests
-from telebot import TeleBot, types
-from telebot.apihelper import ApiTelegramException
-
 import orders
-from bot import app_button
+from botapi import BotApi, Button, TelegramError, TelegramPermanent, TelegramRetryable, app_button, link_button
 from esimgo import (
     Esim,
     EsimGoBadResponse,
@@ -76,7 +71,7 @@ def due_in(order: dict[str, Any], now: datetime) -> float | None:
 class Fulfilment:
     """Takes paid orders to a delivered eSIM or a refund; one instance per process."""
 
-    def __init__(self, store: OrderStore, esimgo: EsimGoClient, bot: TeleBot, config: dict[str, Any]) -> None:
+    def __init__(self, store: OrderStore, esimgo: EsimGoClient, bot: BotApi, config: dict[str, Any]) -> None:
         self.store = store
         self.esimgo = esimgo
         self.bot = bot
@@ -334,32 +329,28 @@ class Fulfilment:
 
     # ---- delivery ----------------------------------------------------------------------------
 
-    def _order_button(self, order: dict[str, Any], lang: str) -> types.InlineKeyboardButton:
+    def _order_button(self, order: dict[str, Any], lang: str) -> Button:
         return app_button(t("open_esim", lang), f"{self.public_url}/esim/{order['id']}")
 
     def _deliver(self, order: dict[str, Any]) -> None:
         oid = order["id"]
         lang = order.get("language") or "en"
         chat_id = int(order["telegram_user_id"])
-        markup = types.InlineKeyboardMarkup()
         try:
             if order.get("top_up_of"):
-                message = self.bot.send_message(
+                message_id = self.bot.send_text(
                     chat_id, t("topup_ready", lang, plan=plan_title(order, lang), iccid_tail=order["iccid"][-4:],
-                               order_id=oid), parse_mode="HTML",
-                    reply_markup=markup.add(self._order_button(order, lang)))
+                               order_id=oid), [self._order_button(order, lang)], html=True)
             else:
                 lpa = lpa_for(order)
-                markup.add(types.InlineKeyboardButton(t("install_iphone", lang), url=ios_install_url(lpa)))
-                markup.add(self._order_button(order, lang))
                 caption = t("esim_ready", lang, plan=plan_title(order, lang), smdp=order["smdpAddress"],
                             matching_id=order["matchingId"], lpa=lpa, order_id=oid)
-                photo = types.InputFile(io.BytesIO(qr_png(lpa)), file_name=f"esim-{oid}.png")
-                message = self.bot.send_photo(chat_id, photo, caption=caption, parse_mode="HTML",
-                                              reply_markup=markup)
-        except (ApiTelegramException, requests.RequestException) as exc:
+                buttons = [link_button(t("install_iphone", lang), ios_install_url(lpa)),
+                           self._order_button(order, lang)]
+                message_id = self.bot.send_photo(chat_id, qr_png(lpa), f"esim-{oid}.png", caption, buttons)
+        except TelegramError as exc:
             attempts = int(order.get("delivery_attempts") or 0) + 1
-            permanent = isinstance(exc, ApiTelegramException) and exc.error_code in (400, 403)
+            permanent = isinstance(exc, TelegramPermanent)
             log.warning("order %s: delivery attempt %d failed: %s", oid, attempts, exc)
             if permanent or attempts >= self.max_attempts:
                 # The eSIM stays available in the Mini App; the admin can resend it.
@@ -370,9 +361,9 @@ class Fulfilment:
                 self._save(oid, delivery_attempts=attempts, last_error=f"delivery: {exc}",
                            next_attempt_at=self._later(order, "delivery"))
             return
-        self._save(oid, delivered_at=orders.now_iso(), delivery_message_id=message.message_id,
+        self._save(oid, delivered_at=orders.now_iso(), delivery_message_id=message_id,
                    delivery_attempts=int(order.get("delivery_attempts") or 0) + 1, next_attempt_at=None)
-        log.info("order %s: eSIM delivered to %s (message %s)", oid, chat_id, message.message_id)
+        log.info("order %s: eSIM delivered to %s (message %s)", oid, chat_id, message_id)
 
     # ---- failure and refund ------------------------------------------------------------------
 
@@ -386,14 +377,10 @@ class Fulfilment:
         oid = order["id"]
         user_id = int(order["telegram_user_id"])
         try:
-            self.bot.refund_star_payment(user_id, order["telegram_payment_charge_id"])
-        except ApiTelegramException as exc:
-            if "CHARGE_ALREADY_REFUNDED" not in str(exc.description).upper():
-                self._refund_failed(order, exc, transient=exc.error_code == 429 or exc.error_code >= 500)
-                return
-            log.info("order %s: Telegram says the charge was already refunded", oid)
-        except requests.RequestException as exc:
-            self._refund_failed(order, exc, transient=True)
+            if not self.bot.refund(user_id, order["telegram_payment_charge_id"]):
+                log.info("order %s: Telegram says the charge was already refunded", oid)
+        except TelegramError as exc:
+            self._refund_failed(order, exc, transient=isinstance(exc, TelegramRetryable))
             return
         refunded = self._save(oid, orders.REFUNDED, refunded_at=orders.now_iso(), next_attempt_at=None)
         log.info("order %s: %s Stars refunded to %s", oid, order.get("stars"), user_id)
@@ -419,8 +406,8 @@ class Fulfilment:
 
     def _notify(self, chat_id: int, text: str) -> None:
         try:
-            self.bot.send_message(chat_id, text, parse_mode="HTML")
-        except (ApiTelegramException, requests.RequestException) as exc:
+            self.bot.send_text(chat_id, text, html=True)
+        except TelegramError as exc:
             log.warning("could not message %s: %s", chat_id, exc)
 
     def _alert_admins(self, text: str) -> None:

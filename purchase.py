@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from telebot import TeleBot, types
+from telebot import types
 
 import orders
 from auth import Buyer
+from botapi import BotApi, TelegramError
 from catalogue import Catalogue, Plan
 from messages import language_of, plan_title
 from storage import OrderStore
@@ -102,7 +103,7 @@ def _check_invoice_rate(mine: list[dict[str, Any]], buyer: Buyer, per_minute: in
                             "Too many checkouts in a minute. Please wait a moment and try again.")
 
 
-def create_invoice(*, store: OrderStore, catalogue: Catalogue, bot: TeleBot, esimgo: Any, buyer: Buyer,
+def create_invoice(*, store: OrderStore, catalogue: Catalogue, telegram: BotApi, esimgo: Any, buyer: Buyer,
                    body: Any, config: dict[str, Any]) -> dict[str, Any]:
     """Price the bundle, store the order, create the Stars invoice link; returns the API answer."""
     if not isinstance(body, dict):
@@ -134,11 +135,8 @@ def create_invoice(*, store: OrderStore, catalogue: Catalogue, bot: TeleBot, esi
     description = (f"{'Top-up' if top_up_of else 'eSIM'}: {plan.bundle.description}. "
                    "Delivered instantly in this chat and in the app.")[:INVOICE_DESCRIPTION_MAX]
     try:
-        link = bot.create_invoice_link(
-            title=title, description=description, payload=order["id"], provider_token="", currency="XTR",
-            prices=[types.LabeledPrice(label=title, amount=order["stars"])],
-        )
-    except Exception as exc:  # any Bot API or network failure: the order can never be paid, close it
+        link = telegram.invoice_link(title=title, description=description, payload=order["id"], stars=order["stars"])
+    except TelegramError as exc:  # the order can never be paid: close it
         log.error("createInvoiceLink failed for order %s: %s", order["id"], exc)
         error = f"invoice: {exc}"
         store.update(order["id"], lambda o: orders.move(o, orders.EXPIRED, last_error=error))

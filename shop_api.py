@@ -89,7 +89,7 @@ def one_bundle(name: str) -> Response | tuple[Response, int]:
 def stars_invoice() -> Response | tuple[Response, int]:
     try:
         answer = create_invoice(store=extensions.store(), catalogue=extensions.catalogue(),
-                                bot=extensions.get("bot"), esimgo=extensions.esimgo(), buyer=current_buyer(),
+                                telegram=extensions.get("bot"), esimgo=extensions.esimgo(), buyer=current_buyer(),
                                 body=request.get_json(silent=True), config=current_app.config)
     except PurchaseError as exc:
         return api_error(exc.status, exc.code, exc.message)
