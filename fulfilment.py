@@ -53,7 +53,7 @@ def _iso(moment: datetime) -> str:
 
 def needs_work(order: dict[str, Any]) -> bool:
     """Whether fulfilment has a step left for this order (regardless of when it is due)."""
-    return order.get("status") != orders.AWAITING_PAYMENT and orders.has_step_left(order)
+    return orders.next_step(order) not in (None, orders.PAY)
 
 
 def due_in(order: dict[str, Any], now: datetime) -> float | None:
@@ -218,14 +218,14 @@ class Fulfilment:
         return _iso(_now() + timedelta(seconds=delay))
 
     def _step(self, order: dict[str, Any]) -> None:
-        status = order["status"]
-        if status == orders.PAID or (status == orders.PROVISIONING and not order.get("orderReference")):
+        step = orders.next_step(order)
+        if step == orders.BUY:
             self._buy(order)
-        elif status == orders.PROVISIONING:
+        elif step == orders.COLLECT:
             self._collect(order)
-        elif status == orders.COMPLETED:
+        elif step == orders.DELIVER:
             self._deliver(order)
-        elif status == orders.FAILED:
+        elif step == orders.REFUND:
             self._refund(order)
 
     # ---- buying ------------------------------------------------------------------------------

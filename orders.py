@@ -101,17 +101,50 @@ def move(order: dict[str, Any], new: str, **fields: Any) -> None:
     order["updated_at"] = now_iso()
 
 
-def has_step_left(order: dict[str, Any]) -> bool:
-    """Whether something is still to happen to this order: a payment, the purchase, delivery or a refund.
+# What happens next to an order (`next_step`): the buyer pays, then fulfilment buys, collects, delivers or refunds.
+PAY, BUY, COLLECT, DELIVER, REFUND = "pay", "buy", "collect", "deliver", "refund"
+
+
+def next_step(order: dict[str, Any]) -> str | None:
+    """The next thing to happen to this order, or None when it is settled.
 
     Orders saved through the operator endpoint (`imported`) are records: nothing happens to them by itself.
     """
     if order.get("imported"):
-        return False
+        return None
     status = order.get("status")
-    if status in (AWAITING_PAYMENT, PAID, PROVISIONING, FAILED):
-        return True
-    return status == COMPLETED and not order.get("delivered_at") and not order.get("delivery_error")
+    if status == AWAITING_PAYMENT:
+        return PAY
+    if status == PAID or (status == PROVISIONING and not order.get("orderReference")):
+        return BUY
+    if status == PROVISIONING:
+        return COLLECT
+    if status == COMPLETED and not order.get("delivered_at") and not order.get("delivery_error"):
+        return DELIVER
+    if status == FAILED:
+        return REFUND
+    return None
+
+
+def has_step_left(order: dict[str, Any]) -> bool:
+    """Whether something is still to happen to this order: a payment, the purchase, delivery or a refund."""
+    return next_step(order) is not None
+
+
+def belongs_to(order: dict[str, Any] | None, user_id: Any) -> bool:
+    """Whether `order` is this Telegram user's (ids compared as text: files hold both numbers and strings)."""
+    return order is not None and str(order.get("telegram_user_id")) == str(user_id)
+
+
+def new(telegram_user_id: int, status: str = AWAITING_PAYMENT, **fields: Any) -> dict[str, Any]:
+    """A new order record with the fields every order has (SPEC §6); `fields` add to or override them."""
+    now = now_iso()
+    order: dict[str, Any] = {
+        "id": new_order_id(), "telegram_user_id": telegram_user_id, "status": status, "currency": "XTR",
+        "payment_method": "telegram_stars", "source": "telegram_mini_app", "created_at": now, "updated_at": now,
+    }
+    order.update(fields)
+    return order
 
 
 def is_settled(order: dict[str, Any]) -> bool:

@@ -27,7 +27,7 @@ from markupsafe import Markup
 import extensions
 from auth import buyer_required, current_buyer, sign_init_data
 from errors import api_error
-from orders import AWAITING_PAYMENT
+from orders import AWAITING_PAYMENT, belongs_to
 
 bp = Blueprint("pages", __name__)
 
@@ -329,7 +329,7 @@ def demo_pay(order_id: str) -> Response | tuple[Response, int]:
     successful_payment message, both through our real webhook. Nothing else in the shop knows it was a demo."""
     buyer = current_buyer()
     order = extensions.store().get(order_id)
-    if order is None or str(order.get("telegram_user_id")) != str(buyer.id):
+    if not belongs_to(order, buyer.id):
         return api_error(404, "unknown_order", "We could not find this order among yours.")
     if order.get("status") != AWAITING_PAYMENT:
         return api_error(409, "not_payable", "This order is not waiting for payment.")

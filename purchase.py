@@ -49,34 +49,26 @@ def is_expired(order: dict[str, Any], now: datetime | None = None) -> bool:
 
 def new_order(buyer: Buyer, plan: Plan, expiry_minutes: float, top_up_of: str | None) -> dict[str, Any]:
     """An order awaiting payment, with the price frozen at the moment of the quote."""
-    created = datetime.now(UTC)
     bundle = plan.bundle
-    order = {
-        "id": orders.new_order_id(),
-        "telegram_user_id": buyer.id,
-        "telegram_username": buyer.username,
-        "bundle_name": bundle.name,
-        "provider_product_id": bundle.name,
-        "country_code": plan.area.upper() if plan.kind == "local" else plan.area,
-        "country_name": plan.area_name,
-        "plan_kind": plan.kind,
-        "data_mb": bundle.data_mb,
-        "duration_days": bundle.duration_days,
-        "unlimited": bundle.unlimited,
-        "price": plan.price.usd,
-        "cost": bundle.cost,  # catalogue cost at quote time; replaced by eSIM Go's actual total on purchase
-        "stars": plan.price.stars,
-        "currency": "XTR",
-        "payment_method": "telegram_stars",
-        "source": "telegram_mini_app",
-        "customer": {"first_name": buyer.first_name, "username": buyer.username,
-                     "language_code": buyer.language_code},
-        "language": buyer.language,
-        "status": orders.AWAITING_PAYMENT,
-        "created_at": created.isoformat(timespec="seconds"),
-        "updated_at": created.isoformat(timespec="seconds"),
-        "expires_at": (created + timedelta(minutes=expiry_minutes)).isoformat(timespec="seconds"),
-    }
+    order = orders.new(
+        buyer.id,
+        telegram_username=buyer.username,
+        bundle_name=bundle.name,
+        provider_product_id=bundle.name,
+        country_code=plan.area.upper() if plan.kind == "local" else plan.area,
+        country_name=plan.area_name,
+        plan_kind=plan.kind,
+        data_mb=bundle.data_mb,
+        duration_days=bundle.duration_days,
+        unlimited=bundle.unlimited,
+        price=plan.price.usd,
+        cost=bundle.cost,  # catalogue cost at quote time; replaced by eSIM Go's actual total on purchase
+        stars=plan.price.stars,
+        customer={"first_name": buyer.first_name, "username": buyer.username, "language_code": buyer.language_code},
+        language=buyer.language,
+    )
+    created = orders.parse_time(order["created_at"])
+    order["expires_at"] = (created + timedelta(minutes=expiry_minutes)).isoformat(timespec="seconds")
     if top_up_of:
         order["top_up_of"] = top_up_of
     return order
@@ -154,7 +146,7 @@ def pre_checkout_refusal(order: dict[str, Any] | None, user_id: int, currency: s
     """None when this order may be paid now; otherwise the key of the buyer-facing reason."""
     if order is None:
         return "pcq_unknown"
-    if str(order.get("telegram_user_id")) != str(user_id):
+    if not orders.belongs_to(order, user_id):
         return "pcq_wrong_buyer"
     if order.get("status") == orders.EXPIRED or (order.get("status") == orders.AWAITING_PAYMENT
                                                  and is_expired(order)):
@@ -207,7 +199,7 @@ def record_payment(store: OrderStore, message: types.Message) -> PaymentOutcome:
         problem = None
         if order is None:
             problem = "payment for an unknown order"
-        elif str(order.get("telegram_user_id")) != str(payer.id):
+        elif not orders.belongs_to(order, payer.id):
             problem = f"payment by user {payer.id} for another user's order"
         elif payment.currency != "XTR" or payment.total_amount != order.get("stars"):
             problem = f"paid {payment.total_amount} {payment.currency}, order costs {order.get('stars')} XTR"
@@ -222,16 +214,13 @@ def record_payment(store: OrderStore, message: types.Message) -> PaymentOutcome:
             result = copy.deepcopy(order)
         else:
             # Keep the money traceable and refundable as an order of its own.
-            stray = {
-                "id": orders.new_order_id(), "telegram_user_id": payer.id, "telegram_username": payer.username,
-                "bundle_name": (order or {}).get("bundle_name"), "related_order": payment.invoice_payload,
-                "country_name": (order or {}).get("country_name"),
-                "stars": payment.total_amount, "paid_stars": payment.total_amount, "currency": payment.currency,
-                "payment_method": "telegram_stars", "source": "telegram_mini_app",
-                "language": language_of(payer.language_code),
-                "telegram_payment_charge_id": charge_id, "status": orders.FAILED, "created_at": now,
-                "updated_at": now, "paid_at": now, "refund_reason": problem, "last_error": problem,
-            }
+            stray = orders.new(
+                payer.id, orders.FAILED, telegram_username=payer.username,
+                bundle_name=(order or {}).get("bundle_name"), related_order=payment.invoice_payload,
+                country_name=(order or {}).get("country_name"), stars=payment.total_amount,
+                paid_stars=payment.total_amount, currency=payment.currency, language=language_of(payer.language_code),
+                telegram_payment_charge_id=charge_id, paid_at=now, refund_reason=problem, last_error=problem,
+            )
             tx.add(stray)
             result = copy.deepcopy(stray)
     if problem:

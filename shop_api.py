@@ -18,13 +18,14 @@ from orders import (
     AWAITING_PAYMENT,
     COMPLETED,
     OrderInputError,
+    belongs_to,
     buyer_view,
     can_move,
     clean_seed,
     has_step_left,
-    new_order_id,
     now_iso,
 )
+from orders import new as new_order
 from purchase import PurchaseError, create_invoice
 from qr import ios_install_url, lpa_for, qr_png, qr_signature_valid, signed_qr_path
 
@@ -104,7 +105,7 @@ def stars_invoice() -> Response | tuple[Response, int]:
 def my_order(order_id: str) -> Response | tuple[Response, int]:
     order = extensions.store().get(order_id)
     # Someone else's order looks exactly like a missing one.
-    if order is None or str(order.get("telegram_user_id")) != str(current_buyer().id):
+    if not belongs_to(order, current_buyer().id):
         return api_error(404, "unknown_order", "We could not find this order among yours.")
     view = buyer_view(order)
     lpa = lpa_for(order) if order.get("status") == COMPLETED else None
@@ -136,11 +137,10 @@ def seed_order() -> Response | tuple[Response, int]:
         if existing is None:
             if "telegram_user_id" not in fields:
                 return api_error(400, "invalid_order", "A new order needs telegram_user_id.")
-            order = {"id": new_order_id(), "status": AWAITING_PAYMENT, "currency": "XTR",
-                     "payment_method": "telegram_stars", "source": "telegram_mini_app", "created_at": now_iso()}
-            order.update(fields)
+            order = new_order(**fields)
             order["imported"] = True  # a record: it never starts a purchase, a delivery or a message
-            order.setdefault("updated_at", order["created_at"])
+            if "updated_at" not in fields:
+                order["updated_at"] = order["created_at"]
             tx.add(order)
             created = True
         else:
