@@ -15,7 +15,6 @@ import hashlib
 import json
 import re
 import secrets
-import time
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
@@ -25,6 +24,7 @@ from flask import Blueprint, Response, abort, current_app, jsonify, redirect, re
 from markupsafe import Markup
 
 import extensions
+import updates
 from auth import buyer_required, current_buyer, sign_init_data
 from errors import api_error
 from orders import AWAITING_PAYMENT, belongs_to
@@ -333,24 +333,13 @@ def demo_pay(order_id: str) -> Response | tuple[Response, int]:
         return api_error(404, "unknown_order", "We could not find this order among yours.")
     if order.get("status") != AWAITING_PAYMENT:
         return api_error(409, "not_payable", "This order is not waiting for payment.")
-    user = {"id": buyer.id, "is_bot": False, "first_name": buyer.first_name or "Demo",
-            "language_code": buyer.language_code or "en"}
+    user = updates.user(buyer.id, buyer.language_code or "en", buyer.first_name or "Demo", buyer.username)
     secret = current_app.config.get("TELEGRAM_WEBHOOK_SECRET")
     headers = {"X-Telegram-Bot-Api-Secret-Token": secret} if secret else {}
-    update_id = int(time.time() * 1000) * 100 + secrets.randbelow(100)  # fresh ids: the webhook drops repeats
-    updates = (
-        {"update_id": update_id, "pre_checkout_query": {
-            "id": secrets.token_hex(8), "from": user, "currency": "XTR", "total_amount": order["stars"],
-            "invoice_payload": order_id}},
-        {"update_id": update_id + 1, "message": {
-            "message_id": secrets.randbelow(10**6) + 1, "date": int(time.time()), "from": user,
-            "chat": {"id": buyer.id, "type": "private"},
-            "successful_payment": {"currency": "XTR", "total_amount": order["stars"], "invoice_payload": order_id,
-                                   "telegram_payment_charge_id": "demo-" + secrets.token_hex(12),
-                                   "provider_payment_charge_id": ""}}},
-    )
     webhook = current_app.test_client()
-    for update in updates:
+    for update in (updates.pre_checkout(buyer.id, order_id, order["stars"], from_user=user),
+                   updates.successful_payment(buyer.id, order_id, order["stars"], from_user=user,
+                                              charge_id="demo-" + secrets.token_hex(12))):
         answer = webhook.post("/api/telegram/webhook", json=update, headers=headers)
         if answer.status_code != 200:
             current_app.logger.error("demo payment of %s: webhook answered %s", order_id, answer.status_code)

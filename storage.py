@@ -65,6 +65,10 @@ class StorageCorrupt(StorageError):
     """A file is not what we wrote; it is left untouched for an operator."""
 
 
+class JournalGap(StorageCorrupt):
+    """The journal no longer holds the lines that follow what this process (or orders.json) has."""
+
+
 def _encode_decimal(value: Any) -> Any:
     # A cent amount has far fewer than 15 significant digits, so float(value) prints back exactly the
     # same digits (shortest round-trip repr) and `parse_float=Decimal` reads the same Decimal back.
@@ -451,7 +455,13 @@ class OrderStore:
             self._start_background()
         elif self._meta_changed():
             self._reload()  # scripts/restore-orders wrote a new orders.json: start from it
-        self._catch_up()
+        try:
+            self._catch_up()
+        except JournalGap:
+            # This process fell so far behind that the lines it needs were folded into orders.json and pruned:
+            # start again from the file (a gap that remains after that is real, and raised).
+            log.warning("orders: this process fell behind the journal; reloading from %s", self.path.name)
+            self._reload()
         return self._state
 
     def _meta_changed(self) -> bool:
@@ -508,12 +518,12 @@ class OrderStore:
         assert state is not None
         while True:
             if reader.handle is None:
-                segments = [s for s in self._segments() if s[0] <= state.seq + 1]
+                listed = self._segments()  # one listing: a segment created meanwhile must not look like a gap
+                segments = [s for s in listed if s[0] <= state.seq + 1]
                 if not segments:
-                    later = self._segments()
-                    if later:
-                        raise StorageCorrupt(
-                            f"The orders journal {self.journal_dir} starts at line {later[0][0]} but line "
+                    if listed:
+                        raise JournalGap(
+                            f"The orders journal {self.journal_dir} starts at line {listed[0][0]} but line "
                             f"{state.seq + 1} is needed after {self.path.name}; run scripts/restore-orders.")
                     return
                 reader.path = segments[-1][1]
@@ -527,7 +537,8 @@ class OrderStore:
                     reader.close()
                     raise StorageError(f"Cannot read the orders journal {reader.path}: {exc}") from exc
                 reader.offset = 0
-            size = os.fstat(reader.handle.fileno()).st_size
+            st = os.fstat(reader.handle.fileno())
+            size = st.st_size
             if size > reader.offset:
                 reader.handle.seek(reader.offset)
                 chunk = reader.handle.read(size - reader.offset)
@@ -540,6 +551,11 @@ class OrderStore:
             if following != reader.path and following.exists():
                 reader.close()
                 continue
+            if st.st_nlink == 0:
+                # Our segment was pruned, which happens only once a later one exists; if the one that follows
+                # is gone too, this process slept past lines now only in orders.json.
+                raise JournalGap(f"lines after {state.seq} were pruned from the journal before this process read "
+                                 "them")
             return
 
     def _apply(self, line: bytes, path: Path | None) -> None:

@@ -460,3 +460,23 @@ def test_orders_containing_a_text_are_found_without_decoding_every_order(store):
     add_order(store, 2, "ord_b", telegram_username="boris")
     assert [o["id"] for o in store.containing("anna_tr")] == ["ord_a"]
     assert store.containing("nobody") == []
+
+
+def test_a_process_that_fell_behind_pruned_journal_lines_reloads_from_orders_json(tmp_path, monkeypatch):
+    monkeypatch.setattr(storage, "SEGMENT_BYTES", 1_000)
+    monkeypatch.setattr(storage, "SEGMENT_GRACE_SECONDS", 0.0)
+    path = tmp_path / "orders.json"
+    writer = OrderStore(path, background=False, backup_seconds=0)  # a backup every write: segments go at once
+    add_order(writer, 1, "ord_0")
+    asleep = OrderStore(path, background=False)
+    assert asleep.get("ord_0") is not None  # then this process sleeps while the shop goes on
+    writer.compact()
+    for i in range(1, 30):
+        add_order(writer, 1, f"ord_{i}", note="n" * 300)
+    time.sleep(0.01)
+    writer.compact()  # orders.json and a new backup cover every line; the old segments go
+    time.sleep(0.01)
+    add_order(writer, 1, "ord_30")
+    writer.compact()
+    assert not (tmp_path / "orders.journal" / "000000000001.jsonl").exists()
+    assert len(asleep.orders_for_user(1)) == 31
