@@ -73,13 +73,17 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     extensions.init(app, fulfilment=Fulfilment(store, client, extensions.get("bot", app), app.config))
 
     register_error_handlers(app)
+    from assets import bp as assets_bp
+    from demo_api import bp as demo_bp
     from pages import bp as pages_bp
     from shop_api import bp as shop_api_bp
     from shop_api import qr_bp
 
     app.register_blueprint(shop_api_bp)
     app.register_blueprint(qr_bp)
+    app.register_blueprint(assets_bp)
     app.register_blueprint(pages_bp)
+    app.register_blueprint(demo_bp)
 
     @app.after_request
     def protect(response):  # type: ignore[no-untyped-def]

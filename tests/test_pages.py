@@ -61,7 +61,7 @@ def test_the_bundle_url_names_its_content_and_is_cached_for_a_year(client):
 
 def test_static_files_with_their_hash_are_cached_for_a_year(client, app):
     with app.test_request_context():
-        from pages import static_url
+        from assets import static_url
 
         url = static_url("i18n.json")
     content = (ROOT / "static" / "i18n.json").read_bytes()
