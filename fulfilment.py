@@ -86,7 +86,8 @@ class Fulfilment:
         self.max_processing = float(config["FULFIL_MAX_PROCESSING_SECONDS"])
         self.attention_after = float(config["FULFIL_ATTENTION_MINUTES"]) * 60
         self.prune_days = float(config["ORDER_PRUNE_DAYS"])
-        self._lease_noted: dict[str, Any] = {}  # order id -> the lease last reported, to say it once
+        self._lease_noted: dict[str, Any] = {}
+        self._threads: list[threading.Thread] = []  # order id -> the lease last reported, to say it once
         self._next_prune = 0.0
 
     # ---- driving -----------------------------------------------------------------------------
@@ -97,7 +98,15 @@ class Fulfilment:
             return None
         thread = threading.Thread(target=self.settle, args=(order_id,), name=f"fulfil-{order_id}", daemon=True)
         thread.start()
+        self._threads = [t for t in self._threads if t.is_alive()] + [thread]
         return thread
+
+    def wait_idle(self, timeout: float = 30.0) -> bool:
+        """Wait for every settling thread this instance started; True when none is left running."""
+        deadline = time.monotonic() + timeout
+        for thread in list(self._threads):
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return not any(t.is_alive() for t in self._threads)
 
     def settle(self, order_id: str) -> None:
         """Advance one order until it is settled or the inline budget is spent (the worker does the rest)."""

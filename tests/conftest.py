@@ -113,7 +113,9 @@ def app(config):
     app = create_app(config)
     app.config["TESTING"] = True
     yield app
-    app.extensions["esimsdata"]["store"].close()  # stops its background thread before tmp_path goes
+    # Nothing of this test may land in the next one: its settling threads end, then the store's thread.
+    assert app.extensions["esimsdata"]["fulfilment"].wait_idle(), "a fulfilment thread outlived its test"
+    app.extensions["esimsdata"]["store"].close()
 
 
 @pytest.fixture

@@ -119,8 +119,7 @@ def test_the_background_thread_fetches_caches_on_disk_and_a_new_process_reuses_i
     assert len(cached["bundles"]) == len(esimgo.catalogue)
 
     fetches = sum(1 for r in esimgo.requests_log if r["path"] == "/catalogue")
-    second = create_app(make_config(tmp_path, esimgo, telegram, CATALOGUE_BACKGROUND="1"))
-    time.sleep(0.5)
+    second = create_app(make_config(tmp_path, esimgo, telegram, CATALOGUE_BACKGROUND="1"))  # serves once loaded
     assert second.test_client().get("/api/esimgo/countries").status_code == 200
     assert sum(1 for r in esimgo.requests_log if r["path"] == "/catalogue") == fetches  # fresh cache: no refetch
     app.extensions["esimsdata"]["catalogue"].stop()
