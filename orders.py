@@ -50,7 +50,7 @@ MONEY_FIELDS = ("price", "cost")
 BUYER_FIELDS = (
     "id", "status", "bundle_name", "country_code", "country_name", "price", "stars", "currency",
     "created_at", "paid_at", "delivered_at", "iccid", "matchingId", "smdpAddress", "usage", "data_mb",
-    "duration_days", "unlimited", "top_up_of",
+    "duration_days", "unlimited", "top_up_of", "plan_kind",
 )
 
 

@@ -218,6 +218,7 @@ def test_the_buyer_gets_the_esim_in_the_app_and_its_qr_only_through_a_signed_lin
     wait_status(app, answer["order_id"], {"completed"})
     mine = client.get(f"/api/orders/{answer['order_id']}", headers={"Authorization": tma(BUYER)}).get_json()
     assert mine["order"]["lpa"].startswith("LPA:1$")
+    assert mine["order"]["plan_kind"] == "local"  # the eSIM page's top-up goes back to the right plan list
     assert mine["order"]["ios_install_url"].startswith("https://esimsetup.apple.com/")
     qr = client.get(mine["order"]["qr_url"])
     assert qr.status_code == 200 and qr.mimetype == "image/png"
