@@ -59,14 +59,14 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
                     "Telegram sandboxes (%s, %s). Nothing here is real.",
                     settings["ESIMGO_BASE_URL"], settings["TELEGRAM_API_URL"])
 
-    store = OrderStore(data_dir / "orders.json", lock_timeout=float(settings["STORAGE_LOCK_TIMEOUT"]))
+    store = OrderStore(data_dir / "orders.json", lock_timeout=settings["STORAGE_LOCK_TIMEOUT"])
     client = EsimGoClient(settings["ESIMGO_BASE_URL"], settings["ESIMGO_API_KEY"])
     catalogue = Catalogue(
         client,
         data_dir / "catalogue.json",
         PriceSettings.from_config(settings),
-        refresh_seconds=float(settings["CATALOGUE_REFRESH_HOURS"]) * 3600,
-        retry_seconds=float(settings["CATALOGUE_RETRY_SECONDS"]),
+        refresh_seconds=settings["CATALOGUE_REFRESH_HOURS"] * 3600,
+        retry_seconds=settings["CATALOGUE_RETRY_SECONDS"],
     )
     extensions.init(app, store=store, esimgo=client, catalogue=catalogue)
     bot.init_app(app)
@@ -103,9 +103,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         return jsonify(body), 200 if healthy else 503
 
     catalogue.load_from_disk()
-    if str(settings["CATALOGUE_BACKGROUND"]).lower() not in ("0", "false", "no", ""):
+    if settings["CATALOGUE_BACKGROUND"]:
         catalogue.start_background()
-        if not catalogue.wait_until_loaded(float(settings["CATALOGUE_STARTUP_WAIT_SECONDS"])):
+        if not catalogue.wait_until_loaded(settings["CATALOGUE_STARTUP_WAIT_SECONDS"]):
             log.error("no catalogue after %ss (eSIM Go: %s); serving anyway, /healthz says 503 until it loads",
                       settings["CATALOGUE_STARTUP_WAIT_SECONDS"], catalogue.last_error)
     return app

@@ -113,7 +113,7 @@ def buyer_required(view: Callable) -> Callable:
             if scheme.lower() != "tma":
                 raise InitDataError("no 'Authorization: tma <initData>' header")
             g.buyer = validate_init_data(raw.strip(), current_app.config["TELEGRAM_BOT_TOKEN"],
-                                         int(current_app.config["INITDATA_MAX_AGE_SECONDS"]))
+                                         current_app.config["INITDATA_MAX_AGE_SECONDS"])
         except InitDataError as exc:
             current_app.logger.info("buyer auth refused for %s %s: %s", request.method, request.path, exc)
             return api_error(401, "unauthorized", "Please reopen the shop from Telegram and try again.")

@@ -177,7 +177,7 @@ def webhook():  # type: ignore[no-untyped-def]
 def init_app(app: Flask) -> None:
     """Build the bot and its webhook's update record onto the app (no network: TeleBot does not call getMe)."""
     seen = SeenUpdates(JsonStore(app.config["DATA_DIR"] + "/updates.json",
-                                 lock_timeout=float(app.config["STORAGE_LOCK_TIMEOUT"])))
+                                 lock_timeout=app.config["STORAGE_LOCK_TIMEOUT"]))
     extensions.init(app, bot=build_bot(app.config), seen_updates=seen)
     app.register_blueprint(bp)
 

@@ -70,6 +70,17 @@ DEFAULTS: dict[str, Any] = {
     "DEMO_TELEGRAM_PORT": "8102",
 }
 
+# Settings that are numbers or yes/no, parsed here once: the rest of the app reads them typed.
+NUMBERS: dict[str, type] = {
+    "CATALOGUE_REFRESH_HOURS": float, "CATALOGUE_RETRY_SECONDS": float, "CATALOGUE_STARTUP_WAIT_SECONDS": float,
+    "INITDATA_MAX_AGE_SECONDS": int, "STORAGE_LOCK_TIMEOUT": float, "ORDER_EXPIRY_MINUTES": float,
+    "ORDER_PRUNE_DAYS": float, "INVOICES_PER_MINUTE": int, "FULFIL_INLINE_SECONDS": float,
+    "FULFIL_LEASE_SECONDS": float, "FULFIL_BACKOFF_SECONDS": float, "FULFIL_MAX_ATTEMPTS": int,
+    "FULFIL_RECONCILE_SECONDS": float, "FULFIL_PROCESSING_POLL_SECONDS": float,
+    "FULFIL_MAX_PROCESSING_SECONDS": float, "FULFIL_ATTENTION_MINUTES": float, "WORKER_POLL_SECONDS": float,
+}
+FLAGS = ("CATALOGUE_BACKGROUND", "FULFIL_INLINE")
+
 # Production refuses to start without these (SPEC §3).
 PRODUCTION_REQUIRED = (
     "TELEGRAM_BOT_TOKEN",
@@ -131,6 +142,13 @@ def load_config(overrides: Mapping[str, Any] | None = None, env_file: Path | Non
     config["DATA_DIR"] = str(Path(config["DATA_DIR"]))
     config["ADMIN_IDS"] = parse_id_list(config["ADMIN_TELEGRAM_IDS"])
     config["COUNTRY_MARKUP_PERCENT"] = parse_country_markups(config["COUNTRY_MARKUPS"])
+    for name in (*NUMBERS, *FLAGS):  # `NAME=` left empty in .env means the default
+        if str(config[name]).strip() == "":
+            config[name] = DEFAULTS[name]
+    for name, kind in NUMBERS.items():
+        config[name] = _number(name, config[name], kind)
+    for name in FLAGS:
+        config[name] = parse_flag(name, config[name])
     for name in ("MARKUP", "STARS_MARKUP", "STARS_FEE", "STARS_USD_RATE"):
         config[name] = _decimal(name, config[name])
     return config
@@ -153,6 +171,28 @@ def _port(name: str, config: dict[str, Any]) -> int:
     if not (value.isascii() and value.isdigit() and 0 < int(value) < 65536):
         raise ConfigError(f"{name} must be a TCP port number, got {value!r}.")
     return int(value)
+
+
+def parse_flag(name: str, value: Any) -> bool:
+    """The one reading of a yes/no setting: 1/true/yes/on or 0/false/no/off (any case); anything else is an error."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be 1/true/yes/on or 0/false/no/off, got {value!r}.")
+
+
+def _number(name: str, value: Any, kind: type) -> int | float:
+    try:
+        number = kind(str(value).strip()) if not isinstance(value, bool) else None
+    except ValueError:
+        number = None
+    if number is None or number < 0 or number != number:  # also NaN
+        raise ConfigError(f"{name} must be a non-negative {'whole ' if kind is int else ''}number, got {value!r}.")
+    return number
 
 
 def parse_id_list(text: str) -> tuple[int, ...]:

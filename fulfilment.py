@@ -78,14 +78,14 @@ class Fulfilment:
         self.config = config
         self.public_url = config["PUBLIC_BASE_URL"]
         self.admin_ids = config["ADMIN_IDS"]
-        self.lease = timedelta(seconds=float(config["FULFIL_LEASE_SECONDS"]))
-        self.backoff = float(config["FULFIL_BACKOFF_SECONDS"])
-        self.max_attempts = int(config["FULFIL_MAX_ATTEMPTS"])
-        self.reconcile_wait = float(config["FULFIL_RECONCILE_SECONDS"])
-        self.poll = float(config["FULFIL_PROCESSING_POLL_SECONDS"])
-        self.max_processing = float(config["FULFIL_MAX_PROCESSING_SECONDS"])
-        self.attention_after = float(config["FULFIL_ATTENTION_MINUTES"]) * 60
-        self.prune_days = float(config["ORDER_PRUNE_DAYS"])
+        self.lease = timedelta(seconds=config["FULFIL_LEASE_SECONDS"])
+        self.backoff = config["FULFIL_BACKOFF_SECONDS"]
+        self.max_attempts = config["FULFIL_MAX_ATTEMPTS"]
+        self.reconcile_wait = config["FULFIL_RECONCILE_SECONDS"]
+        self.poll = config["FULFIL_PROCESSING_POLL_SECONDS"]
+        self.max_processing = config["FULFIL_MAX_PROCESSING_SECONDS"]
+        self.attention_after = config["FULFIL_ATTENTION_MINUTES"] * 60
+        self.prune_days = config["ORDER_PRUNE_DAYS"]
         self._lease_noted: dict[str, Any] = {}
         self._threads: list[threading.Thread] = []  # order id -> the lease last reported, to say it once
         self._next_prune = 0.0
@@ -94,7 +94,7 @@ class Fulfilment:
 
     def start(self, order_id: str) -> threading.Thread | None:
         """Settle a freshly paid order in a background thread of this process (unless switched off)."""
-        if str(self.config["FULFIL_INLINE"]).lower() in ("0", "false", "no"):
+        if not self.config["FULFIL_INLINE"]:
             return None
         thread = threading.Thread(target=self.settle, args=(order_id,), name=f"fulfil-{order_id}", daemon=True)
         thread.start()
@@ -110,7 +110,7 @@ class Fulfilment:
 
     def settle(self, order_id: str) -> None:
         """Advance one order until it is settled or the inline budget is spent (the worker does the rest)."""
-        deadline = time.monotonic() + float(self.config["FULFIL_INLINE_SECONDS"])
+        deadline = time.monotonic() + self.config["FULFIL_INLINE_SECONDS"]
         while True:
             wait = self.advance(order_id)
             if wait is None or time.monotonic() + wait > deadline:

@@ -274,3 +274,25 @@ def test_a_successful_payment_without_a_charge_id_is_refused_and_said_so(app, cl
     assert response.status_code == 200
     assert app.extensions["esimsdata"]["store"].get(answer["order_id"])["status"] == "awaiting_payment"
     assert "has no telegram_payment_charge_id" in caplog.text and "payment None" not in caplog.text
+
+
+@pytest.mark.parametrize("value, expected", [("1", True), ("yes", True), ("ON", True), ("true", True), (True, True),
+                                             ("0", False), ("no", False), ("False", False), ("off", False),
+                                             ("", True)])  # empty: the default (on)
+def test_yes_no_settings_are_read_one_way_everywhere(value, expected):
+    config = load_config({"FULFIL_INLINE": value, "CATALOGUE_BACKGROUND": value})
+    assert config["FULFIL_INLINE"] is expected and config["CATALOGUE_BACKGROUND"] is expected
+
+
+@pytest.mark.parametrize("name, value", [("FULFIL_INLINE", "maybe"), ("FULFIL_LEASE_SECONDS", "two minutes"),
+                                         ("INVOICES_PER_MINUTE", "2.5"), ("WORKER_POLL_SECONDS", "-1"),
+                                         ("STORAGE_LOCK_TIMEOUT", "nan")])
+def test_a_setting_that_is_not_a_number_or_yes_no_stops_start_up_by_name(name, value):
+    with pytest.raises(ConfigError, match=name):
+        load_config({name: value})
+
+
+def test_numbers_arrive_typed():
+    config = load_config({"FULFIL_MAX_ATTEMPTS": "7", "FULFIL_LEASE_SECONDS": "90"})
+    assert config["FULFIL_MAX_ATTEMPTS"] == 7 and isinstance(config["FULFIL_MAX_ATTEMPTS"], int)
+    assert config["FULFIL_LEASE_SECONDS"] == 90.0 and isinstance(config["FULFIL_LEASE_SECONDS"], float)

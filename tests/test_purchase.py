@@ -373,7 +373,7 @@ def test_a_second_payment_of_a_paid_order_is_refunded_not_fulfilled_twice(app, c
 
 
 def test_the_worker_finishes_a_payment_the_web_process_never_fulfilled(app, client, tma, esimgo, telegram):
-    app.config["FULFIL_INLINE"] = "0"  # as if the web worker died right after recording the payment
+    app.config["FULFIL_INLINE"] = False  # as if the web worker died right after recording the payment
     answer = invoice(client, tma)
     pay(client, answer)
     assert store(app).get(answer["order_id"])["status"] == "paid"
@@ -384,7 +384,7 @@ def test_the_worker_finishes_a_payment_the_web_process_never_fulfilled(app, clie
 
 
 def test_a_dead_process_lease_is_taken_over_and_its_purchase_adopted(app, client, tma, esimgo, telegram):
-    app.config["FULFIL_INLINE"] = "0"
+    app.config["FULFIL_INLINE"] = False
     answer = invoice(client, tma)
     pay(client, answer)
     oid = answer["order_id"]
@@ -403,7 +403,7 @@ def test_a_held_lease_keeps_other_processes_off_the_order(app, client, tma, esim
     from datetime import UTC, datetime, timedelta
 
     caplog.set_level("INFO", logger="fulfilment")
-    app.config["FULFIL_INLINE"] = "0"
+    app.config["FULFIL_INLINE"] = False
     answer = invoice(client, tma)
     pay(client, answer)
     # Taken 60 s ago (leases last 120 s) by a process that has not finished: probably one that died.
@@ -586,7 +586,7 @@ def test_a_payment_for_an_order_an_operator_saved_is_refunded(app, client, teleg
 
 def test_an_interrupted_purchase_is_adopted_when_eSIM_Go_lists_orders_as_one_object(app, client, tma, esimgo,
                                                                                     telegram):
-    app.config["FULFIL_INLINE"] = "0"
+    app.config["FULFIL_INLINE"] = False
     esimgo.settings(order_list_shape="object")  # the v2.4 schema's example shape
     answer = invoice(client, tma)
     pay(client, answer)
@@ -601,7 +601,7 @@ def test_an_interrupted_purchase_is_adopted_when_eSIM_Go_lists_orders_as_one_obj
 
 def test_when_eSIM_Go_shows_only_its_newest_order_and_it_is_not_ours_nothing_is_bought_again(app, client, tma,
                                                                                              esimgo):
-    app.config["FULFIL_INLINE"] = "0"
+    app.config["FULFIL_INLINE"] = False
     esimgo.settings(order_list_shape="object")
     answer = invoice(client, tma)
     pay(client, answer)
@@ -621,7 +621,7 @@ def test_when_eSIM_Go_shows_only_its_newest_order_and_it_is_not_ours_nothing_is_
 
 
 def test_a_paid_order_that_cannot_be_settled_is_flagged_for_the_admin_once(app, client, tma, esimgo, telegram):
-    app.config["FULFIL_INLINE"] = "0"
+    app.config["FULFIL_INLINE"] = False
     fulfilment(app).attention_after = 0  # FULFIL_ATTENTION_MINUTES, 10 in production
     answer = invoice(client, tma)
     pay(client, answer)
