@@ -20,7 +20,7 @@ import extensions
 import orders
 from botapi import BotApi, Button, TelegramError, app_button
 from errors import api_error
-from messages import TEXTS, language_of, plan_title, t
+from messages import app_text, language_of, plan_title, t
 from purchase import answer_pre_checkout, record_payment
 from storage import JsonStore
 
@@ -81,8 +81,8 @@ def _register_handlers(bot: TeleBot, api: BotApi) -> None:
             return
         lines = [t("my_esims_title", lang)]
         for order in reversed(mine):
-            key = f"status_{order.get('status')}"
-            status = t(key, lang) if key in TEXTS else str(order.get("status"))
+            key, _ = orders.STATUS_LABELS.get(str(order.get("status")), (str(order.get("status")), ""))
+            status = app_text(key, lang)
             lines.append(f"• {plan_title(order, lang)} — {status} ({order['id']})")
         api.send_text(message.chat.id, "\n".join(lines), _shop_button(lang, "/my-esims", "open_my_esims"))
 

@@ -49,13 +49,6 @@ TEXTS: dict[str, dict[str, str]] = {
     "no_esims": {"en": "You have no eSIMs yet. Open the shop to get one.",
                  "ru": "У вас пока нет eSIM. Откройте магазин, чтобы купить."},
     "my_esims_title": {"en": "Your eSIMs:", "ru": "Ваши eSIM:"},
-    "status_awaiting_payment": {"en": "awaiting payment", "ru": "ожидает оплаты"},
-    "status_paid": {"en": "preparing", "ru": "готовится"},
-    "status_provisioning": {"en": "preparing", "ru": "готовится"},
-    "status_completed": {"en": "ready", "ru": "готова"},
-    "status_failed": {"en": "refunding", "ru": "возврат"},
-    "status_refunded": {"en": "refunded", "ru": "возвращено"},
-    "status_expired": {"en": "expired", "ru": "истёк срок оплаты"},
     # pre-checkout refusals, shown by Telegram in the payment sheet
     "pcq_unknown": {"en": "We could not find this order. Please start again from the shop.",
                     "ru": "Заказ не найден. Пожалуйста, оформите его заново в магазине."},
@@ -127,13 +120,19 @@ def admin_text(key: str, **values: Any) -> str:
 @functools.cache
 def _mini_app_texts(lang: str) -> dict[str, str]:
     """The Mini App's dictionary (static/i18n.json): region names, "Global", in the same words as the app."""
-    return json.loads((Path(__file__).resolve().parent / "static" / "i18n.json").read_text(encoding="utf-8"))[lang]
+    texts = json.loads((Path(__file__).resolve().parent / "static" / "i18n.json").read_text(encoding="utf-8"))
+    return texts.get(lang) or texts["en"]
 
 
 @functools.cache
 def _country_names(lang: str) -> dict[str, str]:
     """ISO code -> country name in `lang`, from CLDR (Babel), as the app shows them through Intl.DisplayNames."""
     return dict(Locale.parse(lang).territories)
+
+
+def app_text(key: str, lang: str | None) -> str:
+    """A word from the Mini App's dictionary (static/i18n.json), so the bot and the app say the same."""
+    return _mini_app_texts(lang or "en").get(key) or _mini_app_texts("en").get(key) or key
 
 
 def area_name(order: dict[str, Any], lang: str | None = None) -> str:

@@ -37,6 +37,18 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 }
 STATUSES = frozenset(TRANSITIONS)
 
+# How a buyer sees each status, in the bot and in the Mini App alike: a key of the shared dictionary
+# static/i18n.json, and the tone the app colours it with ("wait", "ok", "bad", or plain).
+STATUS_LABELS: dict[str, tuple[str, str]] = {
+    AWAITING_PAYMENT: ("status_awaiting_payment", ""),
+    PAID: ("status_preparing", "wait"),
+    PROVISIONING: ("status_preparing", "wait"),
+    COMPLETED: ("status_ready", "ok"),
+    FAILED: ("status_refunding", "bad"),
+    REFUNDED: ("status_refunded", ""),
+    EXPIRED: ("status_expired", ""),
+}
+
 # The earlier version's field names (SPEC §6) that an operator may seed through POST /api/orders.
 SEED_FIELDS = (
     "id", "telegram_user_id", "telegram_username", "orderReference", "bundle_name", "provider_product_id",
@@ -158,8 +170,10 @@ def can_pay(order: dict[str, Any]) -> bool:
 
 
 def buyer_view(order: dict[str, Any]) -> dict[str, Any]:
-    """The part of an order its buyer may see."""
-    return {k: order[k] for k in BUYER_FIELDS if k in order}
+    """The part of an order its buyer may see, with its status label (a dictionary key) and tone."""
+    view = {k: order[k] for k in BUYER_FIELDS if k in order}
+    view["status_label"], view["status_tone"] = STATUS_LABELS.get(str(order.get("status")), (None, ""))
+    return view
 
 
 def clean_seed(body: Any) -> dict[str, Any]:

@@ -9,6 +9,7 @@ import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -16,6 +17,7 @@ from PIL import Image
 import updates
 from conftest import ADMIN_ID, SERVICE_TOKEN, WEBHOOK_SECRET, wait_on_disk
 
+ROOT = Path(__file__).resolve().parent.parent
 BUYER = 2515644
 BUNDLE = "esim_1GB_7D_TH_V2"
 HOOK = {"X-Telegram-Bot-Api-Secret-Token": WEBHOOK_SECRET}
@@ -505,7 +507,7 @@ def test_myesims_lists_the_buyers_orders_and_paysupport_answers(app, client, tma
     post(client, updates.command(BUYER, "/myesims"))
     post(client, updates.command(BUYER, "/paysupport"))
     texts = [c.params["text"] for c in telegram.calls("sendMessage")]
-    assert answer["order_id"] in texts[0] and "ready" in texts[0]
+    assert answer["order_id"] in texts[0] and "Ready" in texts[0]  # the app's own word for it
     assert "refunded automatically" in texts[1]
 
 
@@ -698,3 +700,16 @@ def test_the_invoice_title_is_in_the_buyers_language_country_included(client, tm
     invoice(client, tma, bundle=bundle, lang=lang)
     (link,) = telegram.calls("createInvoiceLink")
     assert link.params["title"] == title
+
+
+def test_the_bot_and_the_app_name_a_status_with_the_same_word(app, client, tma, telegram):
+    answer = invoice(client, tma, lang="ru")
+    pay(client, answer, lang="ru")
+    wait_status(app, answer["order_id"], {"completed"})
+    view = client.get("/api/orders", headers={"Authorization": tma(BUYER, language_code="ru")}).get_json()
+    assert (view["orders"][0]["status_label"], view["orders"][0]["status_tone"]) == ("status_ready", "ok")
+    telegram.reset()
+    post(client, updates.command(BUYER, "/myesims", language_code="ru"))
+    (listing,) = telegram.calls("sendMessage", chat_id=BUYER)
+    words = json.loads((ROOT / "static" / "i18n.json").read_text())["ru"]
+    assert f"— {words['status_ready']} ({answer['order_id']})" in listing.params["text"]

@@ -114,7 +114,7 @@
       const kind = ES.areaKind(order.country_code);
       const area = ES.areaName(kind, order.country_code, order.country_name || order.bundle_name);
       title.textContent = area;
-      subtitle.textContent = [ES.planText(order), t(ES.statusInfo(order.status).key)].filter(Boolean).join(" · ");
+      subtitle.textContent = [ES.planText(order), t(ES.statusInfo(order).key)].filter(Boolean).join(" · ");
       document.title = area + " · esimsdata";
       install.hidden = order.status !== "completed";
       ES.mainButton.hide();

@@ -6,17 +6,8 @@
 
   const { el, t } = ES;
 
-  // Buyer-facing status: the order lifecycle (orders.py) in the words the buyer needs.
-  const STATUS = {
-    awaiting_payment: { key: "status_awaiting_payment", cls: "" },
-    paid: { key: "status_preparing", cls: "wait" },
-    provisioning: { key: "status_preparing", cls: "wait" },
-    completed: { key: "status_ready", cls: "ok" },
-    failed: { key: "status_refunding", cls: "bad" },
-    refunded: { key: "status_refunded", cls: "" },
-    expired: { key: "status_expired", cls: "" },
-  };
-  ES.statusInfo = (status) => STATUS[status] || { key: status, cls: "" };
+  // Buyer-facing status: the server's one table (orders.STATUS_LABELS) names the dictionary key and tone.
+  ES.statusInfo = (order) => ({ key: order.status_label || order.status, cls: order.status_tone || "" });
   ES.inProgress = (status) => status === "paid" || status === "provisioning" || status === "failed";
 
   ES.pages.orders = function () {
@@ -26,7 +17,7 @@
 
     function orderRow(order) {
       const kind = ES.areaKind(order.country_code);
-      const info = ES.statusInfo(order.status);
+      const info = ES.statusInfo(order);
       const plan = ES.planText(order) || order.bundle_name;
 
       return el("a", { class: "row order", href: "/esim/" + encodeURIComponent(order.id), "data-order": order.id }, [
