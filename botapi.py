@@ -78,8 +78,12 @@ class BotApi:
             return call()
         except ApiTelegramException as exc:
             code = int(exc.error_code or 0)
-            kind = TelegramRetryable if code == 429 or code >= 500 else TelegramPermanent
+            # 400 (bad request for this chat) and 403 (blocked, no rights) will not change by trying again;
+            # anything else (429, 5xx, a 401/404 from a misconfigured token or URL the operator can mend) may.
+            kind = TelegramPermanent if code in (400, 403) else TelegramRetryable
             raise kind(f"{what}: {exc.description}", code) from exc
+        except apihelper.ApiException as exc:  # not Telegram's JSON (a proxy's 502 page, a cut-off answer)
+            raise TelegramRetryable(f"{what}: {exc}") from exc
         except requests.RequestException as exc:
             raise TelegramRetryable(f"{what}: {type(exc).__name__}: {exc}") from exc
 

@@ -6,6 +6,7 @@ production refuses to start without. Everything else reads `app.config[...]`.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
@@ -113,6 +114,9 @@ def load_config(overrides: Mapping[str, Any] | None = None, env_file: Path | Non
     source.pop("BOT_TOKEN", None)
     config.update(source)
     config.update(overrides or {})
+    # Demo mode follows from the keys alone: a DEMO_MODE in .env or an override must never open the demo routes
+    # (which sign buyers and play payments) in a shop with real keys.
+    config["DEMO_MODE"] = False
 
     production = config["APP_ENV"] == "production"
     if production:
@@ -190,7 +194,7 @@ def _number(name: str, value: Any, kind: type) -> int | float:
         number = kind(str(value).strip()) if not isinstance(value, bool) else None
     except ValueError:
         number = None
-    if number is None or number < 0 or number != number:  # also NaN
+    if number is None or not math.isfinite(number) or number < 0:
         raise ConfigError(f"{name} must be a non-negative {'whole ' if kind is int else ''}number, got {value!r}.")
     return number
 

@@ -86,8 +86,8 @@ class Fulfilment:
         self.max_processing = config["FULFIL_MAX_PROCESSING_SECONDS"]
         self.attention_after = config["FULFIL_ATTENTION_MINUTES"] * 60
         self.prune_days = config["ORDER_PRUNE_DAYS"]
-        self._lease_noted: dict[str, Any] = {}
-        self._threads: list[threading.Thread] = []  # order id -> the lease last reported, to say it once
+        self._lease_noted: dict[str, Any] = {}  # order id -> the lease last reported, to say it once
+        self._threads: list[threading.Thread] = []  # settling threads this instance started
         self._next_prune = 0.0
 
     # ---- driving -----------------------------------------------------------------------------

@@ -7,19 +7,19 @@ all make their updates here, so they all look like what Telegram really sends.
 from __future__ import annotations
 
 import itertools
-import os
 import secrets
 import time
 from typing import Any
 
+_START = secrets.randbits(24)
 _calls = itertools.count()
 
 
 def next_update_id() -> int:
-    """A fresh update id: the second, this process and a counter, so two gunicorn workers (demo mode) never
-    make the same id, which the webhook would skip as already handled. Below 2**52, like Telegram's."""
-    seconds = int(time.time()) - 1_735_689_600  # since 2025-01-01
-    return seconds << 26 | (os.getpid() % 1024) << 16 | next(_calls) % 65536
+    """A fresh update id (the webhook skips an id it has handled): the second, then a counter from a random start,
+    so ids made in two processes at once (gunicorn workers in demo mode) do not meet."""
+    seconds = int(time.time()) - 1_735_689_600  # since 2025-01-01: below 2**52 until 2033
+    return seconds << 24 | (_START + next(_calls)) % 2**24  # a counter: never the same id twice in one process
 
 
 def user(user_id: int, language_code: str = "en", first_name: str = "Test",

@@ -296,3 +296,15 @@ def test_numbers_arrive_typed():
     config = load_config({"FULFIL_MAX_ATTEMPTS": "7", "FULFIL_LEASE_SECONDS": "90"})
     assert config["FULFIL_MAX_ATTEMPTS"] == 7 and isinstance(config["FULFIL_MAX_ATTEMPTS"], int)
     assert config["FULFIL_LEASE_SECONDS"] == 90.0 and isinstance(config["FULFIL_LEASE_SECONDS"], float)
+
+
+def test_demo_mode_comes_from_the_keys_alone_never_from_a_setting(monkeypatch):
+    monkeypatch.setenv("DEMO_MODE", "false")  # a string: it must not count as "on"
+    real = {"TELEGRAM_BOT_TOKEN": "1:x", "ESIMGO_API_KEY": "k", "TELEGRAM_WEBHOOK_SECRET": "s"}
+    assert load_config(real)["DEMO_MODE"] is False
+    assert load_config({**real, "DEMO_MODE": True})["DEMO_MODE"] is False
+
+
+def test_an_infinite_number_is_not_a_setting():
+    with pytest.raises(ConfigError, match="FULFIL_LEASE_SECONDS"):
+        load_config({"FULFIL_LEASE_SECONDS": "inf"})

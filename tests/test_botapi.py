@@ -35,7 +35,8 @@ def test_messages_carry_their_buttons_and_return_the_message_id(api, telegram):
 
 
 @pytest.mark.parametrize("code, kind", [(403, TelegramPermanent), (400, TelegramPermanent),
-                                        (429, TelegramRetryable), (502, TelegramRetryable)])
+                                        (429, TelegramRetryable), (502, TelegramRetryable),
+                                        (401, TelegramRetryable), (404, TelegramRetryable)])
 def test_each_kind_of_failure_says_whether_trying_again_can_help(api, telegram, code, kind):
     telegram.fail("sendMessage", code, "Forbidden: bot was blocked by the user" if code == 403 else None)
     with pytest.raises(kind) as raised:
@@ -62,3 +63,20 @@ def test_a_charge_refunded_before_counts_as_refunded(api, telegram):
     telegram.fail("refundStarPayment", 400, "Bad Request: CHARGE_NOT_FOUND")
     with pytest.raises(TelegramPermanent):
         api.refund(42, "stx3")
+
+
+def test_an_answer_that_is_not_telegrams_json_is_worth_retrying(telegram):
+    from flask import Flask
+
+    from sandboxes.server import ServerThread
+
+    proxy = Flask("proxy")  # what a proxy in front of the Bot API answers when Telegram is down
+    proxy.add_url_rule("/<path:anything>", "page", lambda anything: ("<html><h1>502 Bad Gateway</h1></html>", 502),
+                       methods=["GET", "POST"])
+    server = ServerThread(proxy).start()
+    try:
+        with pytest.raises(TelegramRetryable, match="createInvoiceLink"):
+            BotApi(BOT_TOKEN, server.origin).invoice_link(title="t", description="d", payload="p", stars=1)
+    finally:
+        server.stop()
+        BotApi(BOT_TOKEN, telegram.url)
