@@ -647,8 +647,8 @@ class OrderStore:
             problem = self._file_problem(meta)
         except StorageError as exc:
             return {"ok": False, "error": self._public(str(exc))}
-        if problem is None and not os.access(self.path.parent, os.W_OK):
-            problem = "the data folder is not writable"
+        if not os.access(self.path.parent, os.W_OK):
+            problem = "the data folder is not writable"  # the cause first: a missing or stale file may follow
         problem = problem or self._journal_error or self._file_error or self._lagging(meta, seq)
         body: dict[str, Any] = {"ok": problem is None, "orders": orders_count,
                                 "unwritten_changes": max(0, seq - max(self._seq_on_disk(meta), 0))}
@@ -817,8 +817,10 @@ class OrderStore:
         return {"orders": len(state.raw), "journal_line": state.seq, "previous_saved_as": before}
 
     def _write_file(self, state: _State, previous: dict[str, Any] | None, **extra: Any) -> dict[str, Any]:
-        """Write orders.json from `state`: the meta file names the new file (and `previous`, the one it
-        replaces) before the rename, so whichever of the two is on disk after a crash is recognised."""
+        """Write orders.json from `state` so that whichever file a crash leaves is recognised: replacing a file
+        the meta file knows (`previous`), the meta names both before the rename; with none known yet (the first
+        write, a restore), the file comes first — a file without its meta is read as it is, and the whole
+        journal, idempotent, is replayed onto it."""
         data = b"".join(state.render())
         tmp, stamp = write_temp(self.path, data)
         record = {"seq": state.seq, "orders": len(state.raw), "size": len(data), "mtime_ns": stamp.st_mtime_ns,
@@ -826,13 +828,16 @@ class OrderStore:
         meta = {**record, "generation": state.generation, "written_at": datetime.now(UTC).isoformat(timespec="seconds"),
                 **extra, "previous": {k: previous[k] for k in record if k in previous} if previous else None}
         try:
-            atomic_write(self.meta_path, json.dumps(meta, indent=1).encode())
+            if previous is not None:
+                atomic_write(self.meta_path, json.dumps(meta, indent=1).encode())
             os.replace(tmp, self.path)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
             raise
         fsync_dir(self.path.parent)
+        if previous is None:
+            atomic_write(self.meta_path, json.dumps(meta, indent=1).encode())
         return meta
 
 

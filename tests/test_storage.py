@@ -480,3 +480,24 @@ def test_a_process_that_fell_behind_pruned_journal_lines_reloads_from_orders_jso
     writer.compact()
     assert not (tmp_path / "orders.journal" / "000000000001.jsonl").exists()
     assert len(asleep.orders_for_user(1)) == 31
+
+
+def test_a_crash_after_the_very_first_write_before_its_meta_file_loses_nothing(tmp_path, monkeypatch):
+    path = tmp_path / "orders.json"
+    store = OrderStore(path, background=False)
+    add_order(store, 1, "ord_1")
+    add_order(store, 1, "ord_2")
+    real_write = storage.atomic_write
+
+    def dies_before_the_meta(target, data):
+        if Path(target).name == "orders.meta.json":
+            raise OSError("process killed here")
+        return real_write(target, data)
+
+    monkeypatch.setattr(storage, "atomic_write", dies_before_the_meta)
+    assert not store.compact()
+    monkeypatch.setattr(storage, "atomic_write", real_write)
+    assert path.exists() and not (tmp_path / "orders.meta.json").exists()
+    fresh = OrderStore(path, background=False)  # a file with no meta: read as it is, the journal replayed onto it
+    assert [o["id"] for o in fresh.orders_for_user(1)] == ["ord_1", "ord_2"]
+    assert fresh.check()["ok"] is True
