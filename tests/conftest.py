@@ -142,10 +142,14 @@ def wait_on_disk(path: Path, until, timeout: float = 3.0) -> dict:
     data = None
     while True:
         try:
-            data = json.loads(Path(path).read_text())
+            text = Path(path).read_text()
+            data = json.loads(text)
+            # ...and the shop has finished writing it: its meta file describes this very file.
+            meta = json.loads(Path(path).with_name(Path(path).stem + ".meta.json").read_text())
+            settled = meta.get("size") == len(text.encode())
         except (FileNotFoundError, ValueError):
-            data = None
-        if data is not None and until(data):
+            data, settled = None, False
+        if data is not None and settled and until(data):
             return data
         if time.monotonic() > deadline:
             raise AssertionError(f"{path} did not show the change within {timeout}s; it held: {str(data)[:500]}")
