@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -173,11 +174,15 @@ def get_when_ready(url: str, timeout: float = 20) -> dict:
 
 
 def stop(proc: subprocess.Popen) -> None:
+    """SIGTERM to gunicorn's master, then its whole session is killed: no worker outlives its test."""
     proc.send_signal(signal.SIGTERM)
     try:
         proc.wait(20)
     except subprocess.TimeoutExpired:
-        proc.kill()
+        pass
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(5)
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -194,7 +199,7 @@ def test_real_gunicorn_serves_the_shop_from_the_start_command(tmp_path, esimgo, 
                     TELEGRAM_WEBHOOK_SECRET="s3cret", TELEGRAM_API_URL=telegram.url, DATA_DIR=str(tmp_path),
                     BIND=f"127.0.0.1:{port}")
     proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "app:create_app()"], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         health = wait_healthy(f"http://127.0.0.1:{port}", proc).json()
         assert health["demo"] is False and health["catalogue"]["bundles"] == len(esimgo.catalogue)
@@ -220,7 +225,7 @@ def test_demo_mode_starts_its_own_sandboxes_and_says_so(tmp_path):
     log = tmp_path / "gunicorn.log"
     with log.open("w") as out:
         proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "app:create_app()"], cwd=ROOT, env=env,
-                                stdout=out, stderr=subprocess.STDOUT)
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         health = wait_healthy(f"http://127.0.0.1:{port}", proc).json()
         assert health["demo"] is True
