@@ -40,7 +40,7 @@ def _mtimes(names: tuple[str, ...]) -> tuple[int, ...]:
 
 
 def _build_bundle() -> bytes:
-    parts = ["/* esimsdata Mini App: static/i18n.json + static/js/*.js, joined by pages.py */",
+    parts = ["/* esimsdata Mini App: static/i18n.json + static/js/*.js, joined by assets.py */",
              "window.ES_I18N = " + json.dumps(json.loads((STATIC / I18N_FILE).read_text("utf-8")),
                                               ensure_ascii=False, separators=(",", ":")) + ";"]
     for name in JS_MODULES:

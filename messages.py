@@ -7,12 +7,12 @@ Texts sent with parse_mode=HTML escape every value that comes from data.
 from __future__ import annotations
 
 import functools
-import json
 from html import escape
-from pathlib import Path
 from typing import Any
 
 from babel import Locale
+
+from assets import translations
 
 TEXTS: dict[str, dict[str, str]] = {
     "start": {
@@ -117,10 +117,9 @@ def admin_text(key: str, **values: Any) -> str:
     return ADMIN_TEXTS[key].format(**{k: escape(str(v)) for k, v in values.items()})
 
 
-@functools.cache
 def _mini_app_texts(lang: str) -> dict[str, str]:
-    """The Mini App's dictionary (static/i18n.json): region names, "Global", in the same words as the app."""
-    texts = json.loads((Path(__file__).resolve().parent / "static" / "i18n.json").read_text(encoding="utf-8"))
+    """The Mini App's dictionary (static/i18n.json, as assets.py reads and caches it for the app itself)."""
+    texts = translations()
     return texts.get(lang) or texts["en"]
 
 
