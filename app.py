@@ -1,8 +1,9 @@
 """The Flask application factory: `gunicorn 'app:create_app()'` and the tests build the shop here.
 
-`create_app(config)` reads the configuration (environment, `.env`, then `config` overrides), builds the
-collaborators (orders store, eSIM Go client, catalogue cache) onto `app.extensions`, registers the routes
-and starts the catalogue's background refresh. Nothing touches the network at import time.
+`create_app(config)` reads the settings (environment, `.env`, then `config` overrides by variable name), hangs
+them and the collaborators (orders store, eSIM Go client, catalogue cache, bot, fulfilment) on
+`app.extensions`, registers the routes and starts the catalogue's background refresh. Nothing touches the
+network at import time.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from flask.json.provider import DefaultJSONProvider
 import bot
 import extensions
 from catalogue import Catalogue
-from config import load_config
+from config import load_settings
 from errors import register_error_handlers
 from esimgo import EsimGoClient
 from fulfilment import Fulfilment
@@ -40,37 +41,36 @@ class SafeJSON(DefaultJSONProvider):
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
-    settings = load_config(config)
+    settings = load_settings(config)
     _configure_logging()
     app = Flask(__name__)
-    app.config.update(settings)
     # Telegram updates and our own bodies are a few KB; anything far larger is refused with 413 before parsing.
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.json = SafeJSON(app)
     app.json.sort_keys = False  # keep our field order in answers (jq-friendly, readable)
 
-    data_dir = Path(settings["DATA_DIR"])
+    data_dir = Path(settings.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
-    if settings["DEMO_MODE"]:
+    if settings.demo_mode:
         import demo  # only demo mode needs the sandboxes
 
         demo.ensure_sandboxes(settings)
         log.warning("DEMO MODE: no ESIMGO_API_KEY/TELEGRAM_BOT_TOKEN set; using the local eSIM Go and "
                     "Telegram sandboxes (%s, %s). Nothing here is real.",
-                    settings["ESIMGO_BASE_URL"], settings["TELEGRAM_API_URL"])
+                    settings.esimgo_base_url, settings.telegram_api_url)
 
-    store = OrderStore(data_dir / "orders.json", lock_timeout=settings["STORAGE_LOCK_TIMEOUT"])
-    client = EsimGoClient(settings["ESIMGO_BASE_URL"], settings["ESIMGO_API_KEY"])
+    store = OrderStore(data_dir / "orders.json", lock_timeout=settings.storage_lock_timeout)
+    client = EsimGoClient(settings.esimgo_base_url, settings.esimgo_api_key)
     catalogue = Catalogue(
         client,
         data_dir / "catalogue.json",
-        PriceSettings.from_config(settings),
-        refresh_seconds=settings["CATALOGUE_REFRESH_HOURS"] * 3600,
-        retry_seconds=settings["CATALOGUE_RETRY_SECONDS"],
+        PriceSettings.from_settings(settings),
+        refresh_seconds=settings.catalogue_refresh_hours * 3600,
+        retry_seconds=settings.catalogue_retry_seconds,
     )
-    extensions.init(app, store=store, esimgo=client, catalogue=catalogue)
+    extensions.init(app, settings=settings, store=store, esimgo=client, catalogue=catalogue)
     bot.init_app(app)
-    extensions.init(app, fulfilment=Fulfilment(store, client, extensions.get("bot", app), app.config))
+    extensions.init(app, fulfilment=Fulfilment(store, client, extensions.get("bot", app), settings))
 
     register_error_handlers(app)
     from assets import bp as assets_bp
@@ -98,16 +98,16 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         storage_state = store.check()
         catalogue_state = catalogue.state()
         healthy = storage_state["ok"] and catalogue_state["ok"]
-        body = {"ok": healthy, "demo": settings["DEMO_MODE"], "storage": storage_state,
+        body = {"ok": healthy, "demo": extensions.settings(app).demo_mode, "storage": storage_state,
                 "catalogue": catalogue_state}
         return jsonify(body), 200 if healthy else 503
 
     catalogue.load_from_disk()
-    if settings["CATALOGUE_BACKGROUND"]:
+    if settings.catalogue_background:
         catalogue.start_background()
-        if not catalogue.wait_until_loaded(settings["CATALOGUE_STARTUP_WAIT_SECONDS"]):
+        if not catalogue.wait_until_loaded(settings.catalogue_startup_wait_seconds):
             log.error("no catalogue after %ss (eSIM Go: %s); serving anyway, /healthz says 503 until it loads",
-                      settings["CATALOGUE_STARTUP_WAIT_SECONDS"], catalogue.last_error)
+                      settings.catalogue_startup_wait_seconds, catalogue.last_error)
     return app
 
 

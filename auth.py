@@ -21,6 +21,7 @@ from urllib.parse import parse_qsl, urlencode
 
 from flask import current_app, g, request
 
+import extensions
 from errors import api_error
 
 CLOCK_SKEW_SECONDS = 300  # a phone's clock a few minutes ahead is not an attack
@@ -112,8 +113,9 @@ def buyer_required(view: Callable) -> Callable:
         try:
             if scheme.lower() != "tma":
                 raise InitDataError("no 'Authorization: tma <initData>' header")
-            g.buyer = validate_init_data(raw.strip(), current_app.config["TELEGRAM_BOT_TOKEN"],
-                                         current_app.config["INITDATA_MAX_AGE_SECONDS"])
+            settings = extensions.settings()
+            g.buyer = validate_init_data(raw.strip(), settings.telegram_bot_token,
+                                         settings.initdata_max_age_seconds)
         except InitDataError as exc:
             current_app.logger.info("buyer auth refused for %s %s: %s", request.method, request.path, exc)
             return api_error(401, "unauthorized", "Please reopen the shop from Telegram and try again.")
@@ -132,7 +134,7 @@ def service_required(view: Callable) -> Callable:
     """Operator endpoints: `X-Service-Token` must equal SERVICE_TOKEN (unset = endpoint closed)."""
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if not token_matches(request.headers.get("X-Service-Token"), current_app.config["SERVICE_TOKEN"]):
+        if not token_matches(request.headers.get("X-Service-Token"), extensions.settings().service_token):
             current_app.logger.warning("service token refused for %s %s from %s", request.method, request.path,
                                        request.remote_addr)
             return api_error(403, "forbidden", "A valid X-Service-Token header is required.")

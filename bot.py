@@ -11,14 +11,14 @@ from __future__ import annotations
 import hmac
 import logging
 from datetime import UTC, datetime
-from typing import Any
 
-from flask import Blueprint, Flask, current_app, jsonify, request
+from flask import Blueprint, Flask, jsonify, request
 from telebot import TeleBot, types
 
 import extensions
 import orders
 from botapi import BotApi, Button, TelegramError, app_button
+from config import Settings
 from errors import api_error
 from messages import app_text, language_of, plan_title, t
 from purchase import answer_pre_checkout, record_payment
@@ -31,10 +31,10 @@ bp = Blueprint("telegram", __name__, url_prefix="/api/telegram")
 SEEN_UPDATES_KEPT = 5000  # Telegram keeps undelivered updates for 24 h; this covers far more than a day
 
 
-def build_bot(config: dict[str, Any]) -> BotApi:
+def build_bot(settings: Settings) -> BotApi:
     """The Bot API door (TELEGRAM_API_URL: the real Bot API, a local Bot API server, or the sandbox), with this
     module's handlers registered on its dispatcher."""
-    api = BotApi(config["TELEGRAM_BOT_TOKEN"], config["TELEGRAM_API_URL"])
+    api = BotApi(settings.telegram_bot_token, settings.telegram_api_url)
     _register_handlers(api.telebot, api)
     return api
 
@@ -51,7 +51,7 @@ def _lang(user: types.User | None) -> str:
 
 
 def _shop_button(lang: str, path: str = "/", label_key: str = "open_shop") -> list[Button]:
-    return [app_button(t(label_key, lang), current_app.config["PUBLIC_BASE_URL"] + path)]
+    return [app_button(t(label_key, lang), extensions.settings().public_base_url + path)]
 
 
 def _register_handlers(bot: TeleBot, api: BotApi) -> None:
@@ -63,13 +63,13 @@ def _register_handlers(bot: TeleBot, api: BotApi) -> None:
     @bot.message_handler(commands=["help"])
     def help_(message: types.Message) -> None:
         lang = _lang(message.from_user)
-        api.send_text(message.chat.id, t("help", lang, support=current_app.config["SUPPORT_CONTACT"]),
+        api.send_text(message.chat.id, t("help", lang, support=extensions.settings().support_contact),
                       _shop_button(lang))
 
     @bot.message_handler(commands=["paysupport"])
     def paysupport(message: types.Message) -> None:
         lang = _lang(message.from_user)
-        api.send_text(message.chat.id, t("paysupport", lang, support=current_app.config["SUPPORT_CONTACT"]))
+        api.send_text(message.chat.id, t("paysupport", lang, support=extensions.settings().support_contact))
 
     @bot.message_handler(commands=["myesims"])
     def my_esims(message: types.Message) -> None:
@@ -144,7 +144,7 @@ class SeenUpdates:
 
 @bp.post("/webhook")
 def webhook():  # type: ignore[no-untyped-def]
-    secret = current_app.config["TELEGRAM_WEBHOOK_SECRET"]
+    secret = extensions.settings().telegram_webhook_secret
     if secret and not hmac.compare_digest(
             request.headers.get("X-Telegram-Bot-Api-Secret-Token", "").encode(), secret.encode()):
         log.warning("webhook call without the right secret from %s", request.remote_addr)
@@ -176,8 +176,8 @@ def webhook():  # type: ignore[no-untyped-def]
 
 def init_app(app: Flask) -> None:
     """Build the bot and its webhook's update record onto the app (no network: TeleBot does not call getMe)."""
-    seen = SeenUpdates(JsonStore(app.config["DATA_DIR"] + "/updates.json",
-                                 lock_timeout=app.config["STORAGE_LOCK_TIMEOUT"]))
-    extensions.init(app, bot=build_bot(app.config), seen_updates=seen)
+    settings = extensions.settings(app)
+    seen = SeenUpdates(JsonStore(settings.data_dir + "/updates.json", lock_timeout=settings.storage_lock_timeout))
+    extensions.init(app, bot=build_bot(settings), seen_updates=seen)
     app.register_blueprint(bp)
 

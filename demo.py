@@ -17,18 +17,17 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import requests
 from filelock import FileLock
 
-from config import ROOT
+from config import ROOT, Settings
 from sandboxes.server import CHECKOUT
 
 log = logging.getLogger(__name__)
 
 SANDBOXES = (("esimgo", "sandboxes.esimgo", "DEMO_ESIMGO_PORT"),
-             ("telegram", "sandboxes.telegram", "DEMO_TELEGRAM_PORT"))
+             ("telegram", "sandboxes.telegram", "DEMO_TELEGRAM_PORT"))  # name, module, port setting
 _children: list[subprocess.Popen] = []
 
 
@@ -54,14 +53,14 @@ def _ours(name: str, port: int, env: str) -> bool:
                     f"(it answered {str(said)[:120]!r}). Stop it, or set {env} to a free port.")
 
 
-def ensure_sandboxes(config: dict[str, Any], timeout: float = 15.0) -> list[subprocess.Popen]:
+def ensure_sandboxes(settings: Settings, timeout: float = 15.0) -> list[subprocess.Popen]:
     """Start whichever sandbox is not answering yet; returns the processes this call started."""
     started = []
-    lock_path = Path(config["DATA_DIR"]) / "demo-sandboxes.lock"
+    lock_path = Path(settings.data_dir) / "demo-sandboxes.lock"
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(lock_path), timeout=timeout):
         for name, module, env in SANDBOXES:
-            port = int(config[env])
+            port = getattr(settings, env.lower())
             if _listening(port) and _ours(name, port, env):
                 continue
             proc = subprocess.Popen([sys.executable, "-m", module, "--port", str(port)], cwd=ROOT)

@@ -28,7 +28,7 @@ def demo_only(view: Callable) -> Callable:
     """The route exists in demo mode only: anywhere else it is a plain 404, before any other check."""
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if not current_app.config.get("DEMO_MODE"):
+        if not extensions.settings().demo_mode:
             abort(404)
         return view(*args, **kwargs)
     return wrapper
@@ -40,7 +40,7 @@ def demo_init_data() -> Response:
     """A signed demo buyer, so the shop can be tried in a normal browser."""
     lang = request.args.get("lang", "en")
     user = {**DEMO_USER, "language_code": lang if lang in LANGUAGES else "en"}
-    response = jsonify(init_data=sign_init_data(current_app.config["TELEGRAM_BOT_TOKEN"], user))
+    response = jsonify(init_data=sign_init_data(extensions.settings().telegram_bot_token, user))
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -58,7 +58,7 @@ def demo_pay(order_id: str) -> Response | tuple[Response, int]:
     if order.get("status") != AWAITING_PAYMENT:
         return api_error(409, "not_payable", "This order is not waiting for payment.")
     user = updates.user(buyer.id, buyer.language_code or "en", buyer.first_name or "Demo", buyer.username)
-    secret = current_app.config.get("TELEGRAM_WEBHOOK_SECRET")
+    secret = extensions.settings().telegram_webhook_secret
     headers = {"X-Telegram-Bot-Api-Secret-Token": secret} if secret else {}
     webhook = current_app.test_client()
     for update in (updates.pre_checkout(buyer.id, order_id, order["stars"], from_user=user),

@@ -1,7 +1,7 @@
 """The app's collaborators, hung on `app.extensions["esimsdata"]` by `create_app()` and read back here.
 
-Routes, the bot and scripts ask for `store()`, `esimgo()`, `catalogue()` instead of importing globals,
-so every app (tests build many) has its own.
+Routes, the bot and scripts ask for `settings()`, `store()`, `esimgo()`, `catalogue()` instead of importing
+globals, so every app (tests build many) has its own.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from flask import Flask, current_app
 
 if TYPE_CHECKING:
     from catalogue import Catalogue
+    from config import Settings
     from esimgo import EsimGoClient
     from storage import OrderStore
 
@@ -24,6 +25,10 @@ def init(app: Flask, **collaborators: Any) -> None:
 
 def get(name: str, app: Flask | None = None) -> Any:
     return (app or current_app).extensions[KEY][name]
+
+
+def settings(app: Flask | None = None) -> Settings:
+    return get("settings", app)
 
 
 def store(app: Flask | None = None) -> OrderStore:

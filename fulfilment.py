@@ -24,6 +24,7 @@ from typing import Any
 
 import orders
 from botapi import BotApi, Button, TelegramError, TelegramPermanent, TelegramRetryable, app_button, link_button
+from config import Settings
 from esimgo import (
     Esim,
     EsimGoBadResponse,
@@ -71,21 +72,22 @@ def due_in(order: dict[str, Any], now: datetime) -> float | None:
 class Fulfilment:
     """Takes paid orders to a delivered eSIM or a refund; one instance per process."""
 
-    def __init__(self, store: OrderStore, esimgo: EsimGoClient, bot: BotApi, config: dict[str, Any]) -> None:
+    def __init__(self, store: OrderStore, esimgo: EsimGoClient, bot: BotApi, settings: Settings) -> None:
         self.store = store
         self.esimgo = esimgo
         self.bot = bot
-        self.config = config
-        self.public_url = config["PUBLIC_BASE_URL"]
-        self.admin_ids = config["ADMIN_IDS"]
-        self.lease = timedelta(seconds=config["FULFIL_LEASE_SECONDS"])
-        self.backoff = config["FULFIL_BACKOFF_SECONDS"]
-        self.max_attempts = config["FULFIL_MAX_ATTEMPTS"]
-        self.reconcile_wait = config["FULFIL_RECONCILE_SECONDS"]
-        self.poll = config["FULFIL_PROCESSING_POLL_SECONDS"]
-        self.max_processing = config["FULFIL_MAX_PROCESSING_SECONDS"]
-        self.attention_after = config["FULFIL_ATTENTION_MINUTES"] * 60
-        self.prune_days = config["ORDER_PRUNE_DAYS"]
+        self.inline = settings.fulfil_inline
+        self.inline_seconds = settings.fulfil_inline_seconds
+        self.public_url = settings.public_base_url
+        self.admin_ids = settings.admin_telegram_ids
+        self.lease = timedelta(seconds=settings.fulfil_lease_seconds)
+        self.backoff = settings.fulfil_backoff_seconds
+        self.max_attempts = settings.fulfil_max_attempts
+        self.reconcile_wait = settings.fulfil_reconcile_seconds
+        self.poll = settings.fulfil_processing_poll_seconds
+        self.max_processing = settings.fulfil_max_processing_seconds
+        self.attention_after = settings.fulfil_attention_minutes * 60
+        self.prune_days = settings.order_prune_days
         self._lease_noted: dict[str, Any] = {}  # order id -> the lease last reported, to say it once
         self._threads: list[threading.Thread] = []  # settling threads this instance started
         self._next_prune = 0.0
@@ -94,7 +96,7 @@ class Fulfilment:
 
     def start(self, order_id: str) -> threading.Thread | None:
         """Settle a freshly paid order in a background thread of this process (unless switched off)."""
-        if not self.config["FULFIL_INLINE"]:
+        if not self.inline:
             return None
         thread = threading.Thread(target=self.settle, args=(order_id,), name=f"fulfil-{order_id}", daemon=True)
         thread.start()
@@ -110,7 +112,7 @@ class Fulfilment:
 
     def settle(self, order_id: str) -> None:
         """Advance one order until it is settled or the inline budget is spent (the worker does the rest)."""
-        deadline = time.monotonic() + self.config["FULFIL_INLINE_SECONDS"]
+        deadline = time.monotonic() + self.inline_seconds
         while True:
             wait = self.advance(order_id)
             if wait is None or time.monotonic() + wait > deadline:

@@ -26,13 +26,13 @@ forwarded_allow_ips = "127.0.0.1"
 
 def on_starting(server):
     """Demo mode: the master starts the vendor sandboxes once, so they outlive worker restarts."""
-    from config import load_config
+    from config import load_settings
 
-    config = load_config()
-    if config["DEMO_MODE"]:
+    settings = load_settings()
+    if settings.demo_mode:
         import demo
 
-        server.demo_sandboxes = demo.ensure_sandboxes(config)
+        server.demo_sandboxes = demo.ensure_sandboxes(settings)
 
 
 def on_exit(server):

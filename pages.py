@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, Response, redirect, render_template, request, url_for
 
 import extensions
 from assets import inline_css, static_url, translations
@@ -54,7 +54,7 @@ def translate(key: str, lang: str | None = None) -> str:
 
 def _support() -> dict[str, str | None]:
     """The support contact from config: a Telegram @handle becomes a t.me link, anything else is text."""
-    contact = str(current_app.config.get("SUPPORT_CONTACT") or "").strip()
+    contact = extensions.settings().support_contact.strip()
     match = _TELEGRAM_HANDLE.fullmatch(contact)
     if match:
         return {"label": "@" + match.group(1), "url": f"https://t.me/{match.group(1)}"}
@@ -65,7 +65,7 @@ def _support() -> dict[str, str | None]:
 
 def _bot_url() -> str | None:
     # The bot's @username is not a required setting; without it the "open in Telegram" page explains in words.
-    match = _TELEGRAM_HANDLE.fullmatch(str(current_app.config.get("TELEGRAM_BOT_USERNAME") or "").strip())
+    match = _TELEGRAM_HANDLE.fullmatch(extensions.settings().telegram_bot_username.strip())
     return f"https://t.me/{match.group(1)}" if match else None
 
 
@@ -77,7 +77,7 @@ def _template_helpers() -> dict[str, Any]:
         "t": lambda key: translate(key, lang),
         "static_url": static_url,
         "inline_css": inline_css,
-        "demo": bool(current_app.config.get("DEMO_MODE")),
+        "demo": extensions.settings().demo_mode,
         "support": _support(),
         "bot_url": _bot_url(),
     }

@@ -11,7 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from config import Settings
 
 CENT = Decimal("0.01")
 
@@ -25,13 +28,13 @@ class PriceSettings:
     country_markup_percent: Mapping[str, Decimal] = field(default_factory=dict)
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> PriceSettings:
+    def from_settings(cls, settings: Settings) -> PriceSettings:
         return cls(
-            markup=config["MARKUP"],
-            stars_markup=config["STARS_MARKUP"],
-            stars_fee=config["STARS_FEE"],
-            stars_usd_rate=config["STARS_USD_RATE"],
-            country_markup_percent=dict(config["COUNTRY_MARKUP_PERCENT"]),
+            markup=settings.markup,
+            stars_markup=settings.stars_markup,
+            stars_fee=settings.stars_fee,
+            stars_usd_rate=settings.stars_usd_rate,
+            country_markup_percent=dict(settings.country_markups),
         )
 
 

@@ -22,6 +22,7 @@ import orders
 from auth import Buyer
 from botapi import BotApi, TelegramError
 from catalogue import Catalogue, Plan
+from config import Settings
 from messages import language_of, plan_title
 from storage import OrderStore
 
@@ -96,11 +97,11 @@ def _check_invoice_rate(mine: list[dict[str, Any]], buyer: Buyer, per_minute: in
 
 
 def create_invoice(*, store: OrderStore, catalogue: Catalogue, telegram: BotApi, esimgo: Any, buyer: Buyer,
-                   body: Any, config: dict[str, Any]) -> dict[str, Any]:
+                   body: Any, settings: Settings) -> dict[str, Any]:
     """Price the bundle, store the order, create the Stars invoice link; returns the API answer."""
     if not isinstance(body, dict):
         raise PurchaseError(400, "invalid_body", "Send a JSON object with bundle_name.")
-    per_minute = config["INVOICES_PER_MINUTE"]
+    per_minute = settings.invoices_per_minute
     _check_invoice_rate(store.orders_for_user(buyer.id), buyer, per_minute)  # before anything costs a call
     name = body.get("bundle_name")
     if not isinstance(name, str) or not name.strip():
@@ -117,7 +118,7 @@ def create_invoice(*, store: OrderStore, catalogue: Catalogue, telegram: BotApi,
             raise PurchaseError(422, "incompatible_top_up",
                                 "This plan cannot be added to that eSIM. Please pick another plan.")
 
-    order = new_order(buyer, plan, config["ORDER_EXPIRY_MINUTES"], top_up_of)
+    order = new_order(buyer, plan, settings.order_expiry_minutes, top_up_of)
     # The order exists before the invoice does, so no payment can ever arrive for an order we lack.
     with store.transaction() as tx:
         _check_invoice_rate(tx.orders_for_user(buyer.id), buyer, per_minute)  # again under the lock: exact

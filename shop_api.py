@@ -45,7 +45,7 @@ def countries() -> Response | tuple[Response, int]:
     if error:
         return error
     listing = index.listing()
-    listing["demo"] = bool(current_app.config["DEMO_MODE"])
+    listing["demo"] = bool(extensions.settings().demo_mode)
     return jsonify(listing)
 
 
@@ -91,7 +91,7 @@ def stars_invoice() -> Response | tuple[Response, int]:
     try:
         answer = create_invoice(store=extensions.store(), catalogue=extensions.catalogue(),
                                 telegram=extensions.get("bot"), esimgo=extensions.esimgo(), buyer=current_buyer(),
-                                body=request.get_json(silent=True), config=current_app.config)
+                                body=request.get_json(silent=True), settings=extensions.settings())
     except PurchaseError as exc:
         return api_error(exc.status, exc.code, exc.message)
     except EsimGoError as exc:  # the top-up compatibility check could not reach eSIM Go
@@ -111,7 +111,7 @@ def my_order(order_id: str) -> Response | tuple[Response, int]:
     lpa = lpa_for(order) if order.get("status") == COMPLETED else None
     if lpa:
         view.update(lpa=lpa, ios_install_url=ios_install_url(lpa),
-                    qr_url=signed_qr_path(current_app.config["TELEGRAM_BOT_TOKEN"], order_id))
+                    qr_url=signed_qr_path(extensions.settings().telegram_bot_token, order_id))
     return jsonify(order=view)
 
 
@@ -173,7 +173,7 @@ qr_bp = Blueprint("qr", __name__)
 @qr_bp.get("/qr/<order_id>.png")
 def qr_image(order_id: str) -> Response:
     """The eSIM's QR code, for the buyer's own signed, short-lived link only."""
-    if not qr_signature_valid(current_app.config["TELEGRAM_BOT_TOKEN"], order_id, request.args.get("exp", ""),
+    if not qr_signature_valid(extensions.settings().telegram_bot_token, order_id, request.args.get("exp", ""),
                               request.args.get("sig", "")):
         abort(403)
     order = extensions.store().get(order_id)

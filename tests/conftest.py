@@ -1,7 +1,8 @@
 """Shared test fixtures: both vendor sandboxes on 127.0.0.1, an app wired to them, and signed buyers.
 
 - `esimgo` / `telegram`: the sandboxes (one server each per test session, reset before every test).
-- `config`: the app's settings for one test (its own data folder, the sandboxes' URLs, test secrets).
+- `config`: the app's settings for one test (its own data folder, the sandboxes' URLs, test secrets), plus
+  any a test names with `@pytest.mark.settings(FULFIL_INLINE="0", ...)`, by variable name as in `.env`.
 - `app` / `client`: `create_app(config)` with the catalogue already loaded (fetched once per session
   from the eSIM Go sandbox, then copied into each test's data folder).
 - `tma(user_id, **user)`: an `Authorization` header value with initData signed like Telegram does.
@@ -104,8 +105,19 @@ def data_dir(tmp_path, catalogue_cache) -> Path:
 
 
 @pytest.fixture
-def config(data_dir, esimgo, telegram) -> dict:
-    return make_config(data_dir, esimgo, telegram)
+def config(request, data_dir, esimgo, telegram) -> dict:
+    marker = request.node.get_closest_marker("settings")
+    return make_config(data_dir, esimgo, telegram, **(marker.kwargs if marker else {}))
+
+
+def in_demo_mode(app) -> None:
+    """Turn a test app's demo mode on: demo mode follows from the keys alone (no variable sets it), and the test
+    app needs its keys for the sandboxes, so the test swaps the app's frozen settings for a copy."""
+    import dataclasses
+
+    import extensions
+
+    extensions.init(app, settings=dataclasses.replace(extensions.settings(app), demo_mode=True))
 
 
 @pytest.fixture

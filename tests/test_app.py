@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -10,13 +11,15 @@ import socket
 import subprocess
 import sys
 import time
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 import requests
 
+import extensions
 from app import create_app
-from config import ConfigError, load_config
+from config import ConfigError, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -93,41 +96,42 @@ def test_unknown_api_routes_answer_json(client):
 
 def test_production_refuses_to_start_without_its_secrets():
     with pytest.raises(ConfigError) as info:
-        load_config({"APP_ENV": "production", "TELEGRAM_BOT_TOKEN": "1:x", "ESIMGO_API_KEY": "k"})
+        load_settings({"APP_ENV": "production", "TELEGRAM_BOT_TOKEN": "1:x", "ESIMGO_API_KEY": "k"})
     for name in ("TELEGRAM_WEBHOOK_SECRET", "PUBLIC_BASE_URL", "ADMIN_TOKEN", "SERVICE_TOKEN"):
         assert name in str(info.value)
     with pytest.raises(ConfigError):  # and never falls back to demo mode
-        load_config({"APP_ENV": "production"})
+        load_settings({"APP_ENV": "production"})
 
 
 @pytest.mark.parametrize("app_env", ["development", "test", "staging", ""])
 def test_a_real_bot_token_without_a_webhook_secret_never_starts(app_env):
     # Otherwise anyone could post a successful_payment to the webhook and be sent a real eSIM.
     with pytest.raises(ConfigError, match="TELEGRAM_WEBHOOK_SECRET"):
-        load_config({"APP_ENV": app_env, "TELEGRAM_BOT_TOKEN": "1:x", "ESIMGO_API_KEY": "k"})
-    assert load_config({"APP_ENV": app_env, "TELEGRAM_BOT_TOKEN": "1:x", "ESIMGO_API_KEY": "k",
-                        "TELEGRAM_WEBHOOK_SECRET": "s3cret"})["DEMO_MODE"] is False
+        load_settings({"APP_ENV": app_env, "TELEGRAM_BOT_TOKEN": "1:x", "ESIMGO_API_KEY": "k"})
+    assert load_settings({"APP_ENV": app_env, "TELEGRAM_BOT_TOKEN": "1:x", "ESIMGO_API_KEY": "k",
+                        "TELEGRAM_WEBHOOK_SECRET": "s3cret"}).demo_mode is False
 
 
 def test_half_configured_vendors_are_a_clear_error():
     with pytest.raises(ConfigError, match="both"):
-        load_config({"ESIMGO_API_KEY": "real-key"})
+        load_settings({"ESIMGO_API_KEY": "real-key"})
 
 
 def test_no_keys_means_demo_mode_against_the_local_sandboxes():
-    config = load_config({})
-    assert config["DEMO_MODE"] is True
-    assert config["ESIMGO_BASE_URL"].startswith("http://127.0.0.1:")
-    assert config["TELEGRAM_API_URL"].startswith("http://127.0.0.1:")
+    settings = load_settings({})
+    assert settings.demo_mode is True
+    assert settings.esimgo_base_url.startswith("http://127.0.0.1:")
+    assert settings.telegram_api_url.startswith("http://127.0.0.1:")
 
 
 def test_bot_token_alias_and_env_file(tmp_path, monkeypatch):
     env = tmp_path / ".env"
     env.write_text("BOT_TOKEN=42:from-file\nESIMGO_API_KEY=file-key\nTELEGRAM_WEBHOOK_SECRET=s\nCOUNTRY_MARKUPS=TH:10\n")
-    config = load_config(env_file=env)
-    assert config["TELEGRAM_BOT_TOKEN"] == "42:from-file" and config["DEMO_MODE"] is False
+    settings = load_settings(env_file=env)
+    assert settings.telegram_bot_token == "42:from-file" and settings.demo_mode is False
+    assert settings.country_markups == {"TH": 10}
     monkeypatch.setenv("ESIMGO_API_KEY", "env-key")  # the process environment wins over the file
-    assert load_config(env_file=env)["ESIMGO_API_KEY"] == "env-key"
+    assert load_settings(env_file=env).esimgo_api_key == "env-key"
 
 
 def test_importing_the_app_touches_no_network():
@@ -239,9 +243,10 @@ def test_demo_mode_starts_its_own_sandboxes_and_says_so(tmp_path):
 def test_create_app_in_demo_mode_uses_its_own_sandboxes_on_the_configured_ports(tmp_path):
     ports = demo_ports()
     app = create_app({"DATA_DIR": str(tmp_path), "CATALOGUE_BACKGROUND": "0", **ports})
-    assert app.config["DEMO_MODE"] is True
-    assert app.config["TELEGRAM_API_URL"] == f"http://127.0.0.1:{ports['DEMO_TELEGRAM_PORT']}"
-    assert requests.get(app.config["TELEGRAM_API_URL"] + f"/bot{app.config['TELEGRAM_BOT_TOKEN']}/getMe",
+    settings = extensions.settings(app)
+    assert settings.demo_mode is True
+    assert settings.telegram_api_url == f"http://127.0.0.1:{ports['DEMO_TELEGRAM_PORT']}"
+    assert requests.get(settings.telegram_api_url + f"/bot{settings.telegram_bot_token}/getMe",
                         timeout=5).json()["ok"] is True
 
 
@@ -288,8 +293,8 @@ def test_a_successful_payment_without_a_charge_id_is_refused_and_said_so(app, cl
                                              ("0", False), ("no", False), ("False", False), ("off", False),
                                              ("", True)])  # empty: the default (on)
 def test_yes_no_settings_are_read_one_way_everywhere(value, expected):
-    config = load_config({"FULFIL_INLINE": value, "CATALOGUE_BACKGROUND": value})
-    assert config["FULFIL_INLINE"] is expected and config["CATALOGUE_BACKGROUND"] is expected
+    settings = load_settings({"FULFIL_INLINE": value, "CATALOGUE_BACKGROUND": value})
+    assert settings.fulfil_inline is expected and settings.catalogue_background is expected
 
 
 @pytest.mark.parametrize("name, value", [("FULFIL_INLINE", "maybe"), ("FULFIL_LEASE_SECONDS", "two minutes"),
@@ -297,22 +302,32 @@ def test_yes_no_settings_are_read_one_way_everywhere(value, expected):
                                          ("STORAGE_LOCK_TIMEOUT", "nan")])
 def test_a_setting_that_is_not_a_number_or_yes_no_stops_start_up_by_name(name, value):
     with pytest.raises(ConfigError, match=name):
-        load_config({name: value})
+        load_settings({name: value})
 
 
 def test_numbers_arrive_typed():
-    config = load_config({"FULFIL_MAX_ATTEMPTS": "7", "FULFIL_LEASE_SECONDS": "90"})
-    assert config["FULFIL_MAX_ATTEMPTS"] == 7 and isinstance(config["FULFIL_MAX_ATTEMPTS"], int)
-    assert config["FULFIL_LEASE_SECONDS"] == 90.0 and isinstance(config["FULFIL_LEASE_SECONDS"], float)
+    settings = load_settings({"FULFIL_MAX_ATTEMPTS": "7", "FULFIL_LEASE_SECONDS": "90", "MARKUP": "1.5",
+                              "ADMIN_TELEGRAM_IDS": "1, 2"})
+    assert settings.fulfil_max_attempts == 7 and isinstance(settings.fulfil_max_attempts, int)
+    assert settings.fulfil_lease_seconds == 90.0 and isinstance(settings.fulfil_lease_seconds, float)
+    assert settings.markup == Decimal("1.5") and settings.admin_telegram_ids == (1, 2)
+    with pytest.raises(dataclasses.FrozenInstanceError):  # read once, never changed while the shop runs
+        settings.fulfil_max_attempts = 1  # type: ignore[misc]
+
+
+def test_settings_never_show_their_secrets():
+    settings = load_settings({"TELEGRAM_BOT_TOKEN": "1:secret-bot", "ESIMGO_API_KEY": "secret-key",
+                              "TELEGRAM_WEBHOOK_SECRET": "secret-hook", "ADMIN_PASSWORD": "secret-pass"})
+    assert "secret" not in repr(settings) and "telegram_api_url" in repr(settings)
 
 
 def test_demo_mode_comes_from_the_keys_alone_never_from_a_setting(monkeypatch):
     monkeypatch.setenv("DEMO_MODE", "false")  # a string: it must not count as "on"
     real = {"TELEGRAM_BOT_TOKEN": "1:x", "ESIMGO_API_KEY": "k", "TELEGRAM_WEBHOOK_SECRET": "s"}
-    assert load_config(real)["DEMO_MODE"] is False
-    assert load_config({**real, "DEMO_MODE": True})["DEMO_MODE"] is False
+    assert load_settings(real).demo_mode is False
+    assert load_settings({**real, "DEMO_MODE": True}).demo_mode is False
 
 
 def test_an_infinite_number_is_not_a_setting():
     with pytest.raises(ConfigError, match="FULFIL_LEASE_SECONDS"):
-        load_config({"FULFIL_LEASE_SECONDS": "inf"})
+        load_settings({"FULFIL_LEASE_SECONDS": "inf"})

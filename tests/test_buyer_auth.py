@@ -105,8 +105,8 @@ def test_seeding_orders_needs_the_service_token(client, tma):
     assert client.get("/api/orders", headers={"Authorization": tma(111)}).get_json()["orders"] == []
 
 
+@pytest.mark.settings(SERVICE_TOKEN="")
 def test_seeding_is_closed_when_no_service_token_is_configured(app, client):
-    app.config["SERVICE_TOKEN"] = ""
     response = client.post("/api/orders", json={"telegram_user_id": 1}, headers={"X-Service-Token": ""})
     assert response.status_code == 403
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from auth import validate_init_data
+from conftest import BOT_TOKEN, in_demo_mode
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = ["/", "/country/TH", "/region/europe", "/global", "/checkout/esim_1GB_7D_TH_V2", "/my-esims",
@@ -99,15 +100,15 @@ def test_demo_init_data_does_not_exist_outside_demo_mode(client):
 
 
 def test_demo_mode_signs_a_demo_buyer_in_the_asked_language(app, client):
-    app.config["DEMO_MODE"] = True
+    in_demo_mode(app)
     response = client.get("/api/demo/init-data?lang=ru")
     assert response.status_code == 200 and response.headers["Cache-Control"] == "no-store"
     init_data = response.get_json()["init_data"]
-    buyer = validate_init_data(init_data, app.config["TELEGRAM_BOT_TOKEN"], 60)
+    buyer = validate_init_data(init_data, BOT_TOKEN, 60)
     assert (buyer.id, buyer.first_name, buyer.username, buyer.language_code) == (1000001, "Demo", "demo_buyer", "ru")
     assert client.get("/api/orders", headers={"Authorization": "tma " + init_data}).status_code == 200
     odd = client.get("/api/demo/init-data?lang=xx").get_json()["init_data"]
-    assert validate_init_data(odd, app.config["TELEGRAM_BOT_TOKEN"], 60).language_code == "en"
+    assert validate_init_data(odd, BOT_TOKEN, 60).language_code == "en"
 
 
 def test_demo_payment_does_not_exist_outside_demo_mode(client, tma):
@@ -116,7 +117,7 @@ def test_demo_payment_does_not_exist_outside_demo_mode(client, tma):
 
 
 def test_demo_payment_pays_only_the_buyers_own_waiting_order(app, client, tma, telegram):
-    app.config["DEMO_MODE"] = True
+    in_demo_mode(app)
     buyer = {"Authorization": tma(1000001)}
     assert client.post("/api/demo/pay/ord_x").status_code == 401
     invoice = client.post("/api/telegram/stars/create-invoice", headers=buyer,
@@ -137,13 +138,13 @@ def test_demo_payment_pays_only_the_buyers_own_waiting_order(app, client, tma, t
 @pytest.mark.parametrize("path", PAGES)
 def test_demo_mode_says_so_on_every_page(app, client, path):
     assert 'class="demo-banner"' not in client.get(path).get_data(as_text=True)
-    app.config["DEMO_MODE"] = True
+    in_demo_mode(app)
     html = client.get(path).get_data(as_text=True)
     assert "Demo mode — nothing is real" in html and 'data-demo="1"' in html
 
 
+@pytest.mark.settings(SUPPORT_CONTACT="<script>alert(1)</script>")
 def test_config_and_url_values_are_escaped(app, client):
-    app.config["SUPPORT_CONTACT"] = '<script>alert(1)</script>'
     html = client.get("/help").get_data(as_text=True)
     assert "<script>alert(1)" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
@@ -151,8 +152,8 @@ def test_config_and_url_values_are_escaped(app, client):
     assert 'onload="alert(1)' not in html
 
 
+@pytest.mark.settings(SUPPORT_CONTACT="@esimsdata_help")
 def test_a_support_handle_becomes_a_telegram_link(app, client):
-    app.config["SUPPORT_CONTACT"] = "@esimsdata_help"
     html = client.get("/help").get_data(as_text=True)
     assert 'href="https://t.me/esimsdata_help"' in html and "/paysupport" in html
 

@@ -374,8 +374,8 @@ def test_a_second_payment_of_a_paid_order_is_refunded_not_fulfilled_twice(app, c
 # ---- recovery without the web process ---------------------------------------------------------------
 
 
+@pytest.mark.settings(FULFIL_INLINE="0")  # as if the web worker died right after recording the payment
 def test_the_worker_finishes_a_payment_the_web_process_never_fulfilled(app, client, tma, esimgo, telegram):
-    app.config["FULFIL_INLINE"] = False  # as if the web worker died right after recording the payment
     answer = invoice(client, tma)
     pay(client, answer)
     assert store(app).get(answer["order_id"])["status"] == "paid"
@@ -385,8 +385,8 @@ def test_the_worker_finishes_a_payment_the_web_process_never_fulfilled(app, clie
     assert len(esimgo.orders) == 1 and len(telegram.calls("sendPhoto")) == 1
 
 
+@pytest.mark.settings(FULFIL_INLINE="0")
 def test_a_dead_process_lease_is_taken_over_and_its_purchase_adopted(app, client, tma, esimgo, telegram):
-    app.config["FULFIL_INLINE"] = False
     answer = invoice(client, tma)
     pay(client, answer)
     oid = answer["order_id"]
@@ -401,11 +401,11 @@ def test_a_dead_process_lease_is_taken_over_and_its_purchase_adopted(app, client
     assert len(esimgo.orders) == 1 and len(telegram.calls("sendPhoto")) == 1
 
 
+@pytest.mark.settings(FULFIL_INLINE="0")
 def test_a_held_lease_keeps_other_processes_off_the_order(app, client, tma, esimgo, caplog):
     from datetime import UTC, datetime, timedelta
 
     caplog.set_level("INFO", logger="fulfilment")
-    app.config["FULFIL_INLINE"] = False
     answer = invoice(client, tma)
     pay(client, answer)
     # Taken 60 s ago (leases last 120 s) by a process that has not finished: probably one that died.
@@ -586,9 +586,9 @@ def test_a_payment_for_an_order_an_operator_saved_is_refunded(app, client, teleg
     assert store(app).get(saved["id"])["status"] == "awaiting_payment"
 
 
+@pytest.mark.settings(FULFIL_INLINE="0")
 def test_an_interrupted_purchase_is_adopted_when_eSIM_Go_lists_orders_as_one_object(app, client, tma, esimgo,
                                                                                     telegram):
-    app.config["FULFIL_INLINE"] = False
     esimgo.settings(order_list_shape="object")  # the v2.4 schema's example shape
     answer = invoice(client, tma)
     pay(client, answer)
@@ -601,9 +601,9 @@ def test_an_interrupted_purchase_is_adopted_when_eSIM_Go_lists_orders_as_one_obj
     assert len(esimgo.orders) == 1
 
 
+@pytest.mark.settings(FULFIL_INLINE="0")
 def test_when_eSIM_Go_shows_only_its_newest_order_and_it_is_not_ours_nothing_is_bought_again(app, client, tma,
                                                                                              esimgo):
-    app.config["FULFIL_INLINE"] = False
     esimgo.settings(order_list_shape="object")
     answer = invoice(client, tma)
     pay(client, answer)
@@ -622,8 +622,8 @@ def test_when_eSIM_Go_shows_only_its_newest_order_and_it_is_not_ours_nothing_is_
     assert store(app).get(answer["order_id"])["orderReference"] == ours.reference
 
 
+@pytest.mark.settings(FULFIL_INLINE="0")
 def test_a_paid_order_that_cannot_be_settled_is_flagged_for_the_admin_once(app, client, tma, esimgo, telegram):
-    app.config["FULFIL_INLINE"] = False
     fulfilment(app).attention_after = 0  # FULFIL_ATTENTION_MINUTES, 10 in production
     answer = invoice(client, tma)
     pay(client, answer)

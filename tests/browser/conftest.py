@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import Page, sync_playwright
 
+import extensions
 from app import create_app
 from sandboxes.server import ServerThread
 
@@ -98,10 +99,10 @@ def open_app(browser, shop):
         context = browser.new_context(viewport=VIEWPORT, device_scale_factor=2, is_mobile=True, has_touch=True,
                                       color_scheme=color_scheme or scheme, locale="en-US")
         contexts.append(context)
-        settings = shop.app.config
-        payments = Payments(shop.origin, shop.telegram, who, settings["TELEGRAM_WEBHOOK_SECRET"]) if who else None
+        settings = extensions.settings(shop.app)
+        payments = Payments(shop.origin, shop.telegram, who, settings.telegram_webhook_secret) if who else None
         if telegram_script:
-            install(context, stub_script(who, settings["TELEGRAM_BOT_TOKEN"], scheme=scheme, platform=platform),
+            install(context, stub_script(who, settings.telegram_bot_token, scheme=scheme, platform=platform),
                     payments)
         else:  # telegram.org unreachable, as in a browser that blocks it
             context.route(WEBAPP_JS, lambda route: route.abort("blockedbyclient"))

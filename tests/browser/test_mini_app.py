@@ -12,6 +12,7 @@ import requests
 from playwright.sync_api import expect
 
 import extensions
+from conftest import SERVICE_TOKEN, in_demo_mode
 
 from .fake_telegram import QR_LOADED, Buyer
 
@@ -161,7 +162,7 @@ def test_buyer_finds_pays_and_installs_an_esim(open_app, shop, lang, scheme, pla
 
 def seed(shop, buyer_id: int, **fields) -> dict:
     answer = requests.post(f"{shop.origin}/api/orders", timeout=5, json={"telegram_user_id": buyer_id, **fields},
-                           headers={"X-Service-Token": shop.app.config["SERVICE_TOKEN"]})
+                           headers={"X-Service-Token": SERVICE_TOKEN})
     assert answer.status_code == 201, answer.text
     return answer.json()["order"]
 
@@ -256,7 +257,7 @@ def test_language_switch_is_remembered_and_renders_the_next_page_in_it(open_app,
     assert 'lang="ru"' in html
     expect(page.locator("#main h1")).to_have_text("Помощь")
     expect(page.locator("#support")).to_contain_text("/paysupport")
-    expect(page.locator("#support")).to_contain_text(shop.app.config["SUPPORT_CONTACT"])
+    expect(page.locator("#support")).to_contain_text(extensions.settings(shop.app).support_contact)
 
 
 def test_outside_telegram_explains_how_to_open_the_shop(open_app, shop):
@@ -270,7 +271,7 @@ def test_outside_telegram_explains_how_to_open_the_shop(open_app, shop):
 
 
 def test_demo_mode_signs_a_demo_buyer_in_a_plain_browser(open_app, shop):
-    shop.app.config["DEMO_MODE"] = True
+    in_demo_mode(shop.app)
     app = open_app(buyer=None)
     page = app.page
     page.goto(shop.origin + "/")
@@ -298,7 +299,7 @@ def test_demo_mode_signs_a_demo_buyer_in_a_plain_browser(open_app, shop):
 
 
 def test_demo_mode_works_when_telegram_org_cannot_be_reached(open_app, shop):
-    shop.app.config["DEMO_MODE"] = True
+    in_demo_mode(shop.app)
     app = open_app(buyer=None, telegram_script=False)  # a browser where telegram.org is blocked
     app.page.goto(shop.origin + "/my-esims")
     expect(app.page.locator("#orders .state h2")).to_have_text("No eSIMs yet")
@@ -310,7 +311,7 @@ def test_order_fields_are_shown_as_text_never_as_html(open_app, shop):
     app = open_app()
     evil = '<img src=x onerror="window.__pwned=1">Thailand'
     seeded = requests.post(f"{shop.origin}/api/orders", timeout=5,
-                           headers={"X-Service-Token": shop.app.config["SERVICE_TOKEN"]},
+                           headers={"X-Service-Token": SERVICE_TOKEN},
                            json={"telegram_user_id": app.buyer.id, "bundle_name": "<b>bold</b>",
                                  "country_code": "TH", "country_name": evil, "status": "awaiting_payment"})
     assert seeded.status_code == 201
@@ -327,7 +328,7 @@ def test_order_fields_are_shown_as_text_never_as_html(open_app, shop):
 def test_someone_elses_order_is_not_found(open_app, shop):
     other = Buyer(id=42424242, first_name="Other")
     seeded = requests.post(f"{shop.origin}/api/orders", timeout=5,
-                           headers={"X-Service-Token": shop.app.config["SERVICE_TOKEN"]},
+                           headers={"X-Service-Token": SERVICE_TOKEN},
                            json={"telegram_user_id": other.id, "bundle_name": BUNDLE, "country_code": "TH",
                                  "status": "awaiting_payment"}).json()["order"]
     app = open_app()
