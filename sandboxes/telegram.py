@@ -140,21 +140,13 @@ class TelegramSandbox:
             ("sendMessage", self._send_message),
             ("sendPhoto", self._send_photo),
             ("createInvoiceLink", self._create_invoice_link),
-            ("sendInvoice", self._send_invoice),
             ("answerPreCheckoutQuery", self._answer_pre_checkout_query),
             ("refundStarPayment", self._refund_star_payment),
-            ("getStarTransactions", self._get_star_transactions),
-            ("answerCallbackQuery", self._answer_callback_query),
-            ("editMessageText", self._edit_message_text),
-            ("editMessageReplyMarkup", self._edit_message_reply_markup),
-            ("deleteMessage", self._delete_message),
             ("setWebhook", self._set_webhook),
             ("deleteWebhook", self._delete_webhook),
             ("getWebhookInfo", self._get_webhook_info),
             ("setMyCommands", self._set_my_commands),
-            ("getMyCommands", self._get_my_commands),
             ("setChatMenuButton", self._set_chat_menu_button),
-            ("getChatMenuButton", self._get_chat_menu_button),
         ]:
             # The real API matches method names case-insensitively; calls are recorded under this spelling.
             self._methods[name.lower()] = (name, handler)
@@ -234,11 +226,8 @@ class TelegramSandbox:
         self._invoices: list[dict] = []
         self._refunded: set[str] = set()
         self._last_message_id: dict[str, int] = {}
-        self._messages: dict[tuple[str, int], dict] = {}
         self._photos: dict[str, list[dict]] = {}
         self._webhook: dict = {}
-        self._commands: list = []
-        self._menu_buttons: dict[str, Any] = {}
 
     # ----- HTTP -----
 
@@ -331,7 +320,6 @@ class TelegramSandbox:
         markup = _inline_markup(call)
         if markup is not None:
             message["reply_markup"] = markup
-        self._messages[(chat_id, message_id)] = message
         return message
 
     def _send_message(self, call: Call) -> dict:
@@ -395,24 +383,6 @@ class TelegramSandbox:
         self._invoices.append({"method": call.method, "link": link, "slug": slug, **invoice, "at": call.at})
         return link
 
-    def _send_invoice(self, call: Call) -> dict:
-        chat_id = _chat_id(call)
-        invoice = _validated_invoice(call)
-        message = self._new_message(call, chat_id, {
-            "invoice": {
-                "title": invoice["title"],
-                "description": invoice["description"],
-                "start_parameter": call.params.get("start_parameter", ""),
-                "currency": invoice["currency"],
-                "total_amount": invoice["amount"],
-            },
-        })
-        self._invoices.append({
-            "method": call.method, "link": None, "slug": None, **invoice,
-            "chat_id": chat_id, "message_id": message["message_id"], "at": call.at,
-        })
-        return message
-
     def _answer_pre_checkout_query(self, call: Call) -> bool:
         if not call.params.get("pre_checkout_query_id"):
             raise _bad(_QUERY_ID_INVALID)
@@ -430,56 +400,6 @@ class TelegramSandbox:
         if charge_id in self._refunded:
             raise _bad("CHARGE_ALREADY_REFUNDED")
         self._refunded.add(charge_id)
-        return True
-
-    def _get_star_transactions(self, call: Call) -> dict:
-        return {"transactions": []}
-
-    def _answer_callback_query(self, call: Call) -> bool:
-        if not call.params.get("callback_query_id"):
-            raise _bad(_QUERY_ID_INVALID)
-        return True
-
-    def _edit_message_text(self, call: Call) -> dict | bool:
-        text, entities = _formatted_text(call, "text", "entities")
-        if not text.strip():
-            raise _bad("message text is empty")
-        if len(text) > _MESSAGE_MAX:
-            raise _bad("message is too long")
-        changes: dict = {"text": text, "entities": entities or None}
-        return self._edit(call, changes)
-
-    def _edit_message_reply_markup(self, call: Call) -> dict | bool:
-        return self._edit(call, {})
-
-    def _edit(self, call: Call, changes: dict) -> dict | bool:
-        """Apply an edit; inline messages answer True, chat messages the edited Message."""
-        if call.params.get("inline_message_id"):
-            _inline_markup(call)  # still validated
-            return True
-        chat_id = _chat_id(call)
-        message_id = _message_id(call)
-        changes["reply_markup"] = _inline_markup(call)
-        old = self._messages.get((chat_id, message_id))
-        if old is None:
-            # Lenient on purpose: tests often edit messages they fabricated in an update, which the real API
-            # would know about but this sandbox never sent.
-            old = {"message_id": message_id, "from": self._bot_user(call), "chat": _chat(chat_id), "date": int(call.at)}
-        elif "text" in changes and "text" not in old:
-            raise _bad("there is no text in the message to edit")
-        elif all(old.get(key) == value for key, value in changes.items()):
-            raise _bad(
-                "message is not modified: specified new message content and reply markup are exactly the same as "
-                "a current content and reply markup of the message"
-            )
-        edited = {**old, **changes, "edit_date": int(call.at)}
-        edited = {key: value for key, value in edited.items() if value is not None}
-        self._messages[(chat_id, message_id)] = edited
-        return edited
-
-    def _delete_message(self, call: Call) -> bool:
-        chat_id = _chat_id(call)
-        self._messages.pop((chat_id, _message_id(call)), None)
         return True
 
     def _set_webhook(self, call: Call) -> _Described:
@@ -518,23 +438,12 @@ class TelegramSandbox:
                 raise _bad("BOT_COMMAND_INVALID")
             if not 1 <= len(str(description)) <= 256:
                 raise _bad("BOT_COMMAND_DESCRIPTION_INVALID")  # UNVERIFIED
-        self._commands = commands
         return True
-
-    def _get_my_commands(self, call: Call) -> list:
-        return self._commands
 
     def _set_chat_menu_button(self, call: Call) -> bool:
-        button = {"type": "default"}
-        if "menu_button" in call.params:
-            button = _json_param(call, "menu_button", "can't parse menu button JSON object")
-        self._menu_buttons[call.params.get("chat_id", "")] = button
+        if "menu_button" in call.params:  # validated; the call itself is recorded like every other
+            _json_param(call, "menu_button", "can't parse menu button JSON object")
         return True
-
-    def _get_chat_menu_button(self, call: Call) -> dict:
-        chat_id = call.params.get("chat_id", "")
-        return self._menu_buttons.get(chat_id, self._menu_buttons.get("", {"type": "default"}))
-
 
 # ----- request parsing -----
 
@@ -632,13 +541,6 @@ def _chat(chat_id: str) -> dict:
     if chat_id.startswith("-100"):
         return {"id": number, "type": "supergroup", "title": "sandbox group"}
     return {"id": number, "type": "group", "title": "sandbox group"}
-
-
-def _message_id(call: Call) -> int:
-    value = call.params.get("message_id", "")
-    if not _is_int(value):
-        raise _bad("message identifier is not specified")
-    return int(value)
 
 
 def _json_param(call: Call, name: str, error: str) -> Any:

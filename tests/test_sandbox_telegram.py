@@ -163,16 +163,6 @@ def test_callback_data_longer_than_64_bytes_is_refused(bot):
         bot.send_message(CHAT, "pick", reply_markup=keyboard)
 
 
-def test_edit_message_text_returns_the_edited_message_and_refuses_no_op_edits(bot):
-    sent = bot.send_message(CHAT, "Paying…")
-
-    edited = bot.edit_message_text("Paid", CHAT, sent.message_id)
-
-    assert (edited.message_id, edited.text) == (sent.message_id, "Paid")
-    with pytest.raises(ApiTelegramException, match="message is not modified"):
-        bot.edit_message_text("Paid", CHAT, sent.message_id)
-
-
 # ----- photos -----
 
 
@@ -255,14 +245,6 @@ def test_bad_stars_invoices_are_refused(bot, sandbox, overrides, description):
     assert sandbox.calls("createInvoiceLink")[0].status == 400
 
 
-def test_send_invoice_returns_a_message_with_the_invoice(bot, sandbox):
-    message = bot.send_invoice(CHAT, "Spain 5 GB", "5 GB for 30 days", "order-7", "", "XTR",
-                               [types.LabeledPrice("eSIM", 250)])
-
-    assert (message.invoice.currency, message.invoice.total_amount) == ("XTR", 250)
-    assert sandbox.invoices()[0]["message_id"] == message.message_id
-
-
 # ----- pre-checkout and refunds -----
 
 
@@ -315,9 +297,6 @@ def test_bot_setup_methods_answer_true(bot, sandbox):
     assert bot.set_my_commands([types.BotCommand("start", "Open the shop")]) is True
     menu = types.MenuButtonWebApp("Shop", types.WebAppInfo("https://shop.example/app"))
     assert bot.set_chat_menu_button(CHAT, menu) is True
-    assert bot.answer_callback_query("cbq1", "Added") is True
-    assert bot.delete_message(CHAT, 1) is True
-    assert bot.get_star_transactions().transactions == []
     assert sandbox.calls("setChatMenuButton")[0].json("menu_button")["web_app"]["url"] == "https://shop.example/app"
 
 
