@@ -19,9 +19,10 @@ bp = Blueprint("assets", __name__)
 STATIC = Path(__file__).resolve().parent / "static"
 CSS_FILE = "css/app.css"
 I18N_FILE = "i18n.json"
-# The bundle's parts, in load order: core first (namespace, Telegram, i18n, API), boot last (runs the page).
-JS_MODULES = ("js/core.js", "js/catalogue.js", "js/plans.js", "js/checkout.js", "js/orders.js", "js/esim.js",
-              "js/boot.js")
+# The bundle's parts, in load order: dom.js first (it makes the ES namespace), then what the pages share
+# (Telegram glue, language, formatting, API, page pieces), the pages, and boot.js last (runs the page).
+JS_MODULES = ("js/dom.js", "js/telegram.js", "js/i18n.js", "js/format.js", "js/api.js", "js/ui.js",
+              "js/catalogue.js", "js/plans.js", "js/checkout.js", "js/orders.js", "js/esim.js", "js/boot.js")
 BUNDLE = "app.js"
 YEAR = 365 * 24 * 3600
 

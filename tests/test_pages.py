@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from html import unescape
 from pathlib import Path
 
 import pytest
@@ -177,9 +178,31 @@ def test_both_languages_have_every_text_the_pages_use():
     assert english == russian
     templates = "".join(p.read_text("utf-8") for p in (ROOT / "templates").glob("*.html"))
     scripts = "".join(p.read_text("utf-8") for p in (ROOT / "static" / "js").glob("*.js"))
-    used = set(re.findall(r'\bt\("([a-z_]+)"\)', templates)) | set(re.findall(r'data-i18n="([a-z_]+)"', templates))
+    # Server-only texts (<title>) are t("key"); re-translated ones go through _i18n.html: i18n.text("h1", "key").
+    used = set(re.findall(r'\bt\("([a-z_]+)"\)', templates))
+    used |= set(re.findall(r'\bi18n\.(?:text|attr)\("[a-z-]+", "([a-z_]+)"[,)]', templates))
     used |= set(re.findall(r'\bt\("([a-z_]+)"', scripts)) | set(re.findall(r'\btn\("([a-z_]+)"', scripts))
     assert used, "no texts found"
     assert used <= english, sorted(used - english)
     for key in re.findall(r'\btn\("([a-z_]+)"', scripts):
         assert f"{key}_other" in table["en"] and f"{key}_many" in table["ru"], key
+
+
+@pytest.mark.parametrize("lang", ["en", "ru"])
+def test_every_translated_text_carries_its_key_for_the_language_switch(client, lang):
+    # The server writes each text in the buyer's language, marked with the key the page's script re-translates
+    # it from when Telegram's language or the EN/RU switch says otherwise (templates/_i18n.html).
+    table = json.loads((ROOT / "static" / "i18n.json").read_text("utf-8"))
+    client.set_cookie("lang", lang)
+    for path in [*PAGES, "/country/ZZ"]:
+        html = client.get(path).get_data(as_text=True)
+        texts = re.findall(r'<(\w+)[^<>]* data-i18n="([a-z0-9_]+)">([^<]*)</\1>', html)
+        attributes = re.findall(r'(placeholder|aria-label)="([^"]*)" data-i18n-(placeholder|aria)="([a-z_]+)"', html)
+        assert texts and len(texts) == html.count("data-i18n="), path
+        assert len(attributes) == html.count("data-i18n-"), path
+        shown = [(key, text) for _, key, text in texts] + [(key, text) for _, text, _, key in attributes]
+        for key, text in shown:
+            assert unescape(text) == table[lang].get(key, table["en"].get(key)), (path, key)
+        for name, _, kind, _ in attributes:
+            assert (name, kind) in (("placeholder", "placeholder"), ("aria-label", "aria")), (path, name, kind)
+

@@ -60,7 +60,6 @@
       const raw = search.value.trim();
       const q = norm(raw);
       tabs.classList.toggle("searching", Boolean(q));
-      for (const button of ES.$$("button", tabs)) button.setAttribute("aria-selected", String(button.dataset.tab === tab));
       const byName = (a, b) => a.name.localeCompare(b.name, ES.lang);
       const countries = data.countries.map((c) => entry("local", c)).sort(byName);
       const regions = data.regions.map((r) => entry("regional", r)).sort(byName);
@@ -82,34 +81,18 @@
       box.replaceChildren(...nodes);
     }
 
-    function load() {
-      ES.api("/api/esimgo/countries").then((answer) => {
-        data = answer;
-        render();
-      }).catch((error) => {
-        if (error.status === 503) {
-          // The catalogue is being fetched for the first time: say so and look again shortly.
-          ES.state(box, { spinner: true, title: t("catalogue_loading") });
-          setTimeout(load, 3000);
-        } else {
-          ES.errorState(box, error, load);
-        }
-      });
-    }
-
-    tabs.addEventListener("click", (event) => {
-      const button = event.target.closest("button[data-tab]");
-      if (!button) return;
-      tab = button.dataset.tab;
+    const selectTab = ES.tabs(tabs, (name) => {
+      tab = name;
       ES.session.set("esims.tab", tab);
       search.value = "";
       render();
     });
+    selectTab(tab); // the tab chosen earlier in this session
     search.addEventListener("input", render);
     search.addEventListener("keydown", (event) => {
       if (event.key === "Enter") search.blur(); // hides the phone keyboard, as "Search" on it suggests
     });
-    ES.onLang(render);
-    load();
+    ES.load(box, () => ES.api("/api/esimgo/countries").then((answer) => { data = answer; }), render,
+      { catalogue: true });
   };
 })(window.ES);

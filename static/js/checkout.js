@@ -132,23 +132,11 @@
       }
     }
 
-    function load() {
-      ES.api("/api/esimgo/bundle/" + encodeURIComponent(name)).then((answer) => {
-        plan = answer.bundle;
-        render();
-      }).catch((error) => {
-        if (error.status === 404) {
-          ES.state(box, { icon: "🧭", title: t("plan_gone"), button: { text: t("to_catalogue"), href: "/" } });
-        } else if (error.status === 503) {
-          ES.state(box, { spinner: true, title: t("catalogue_loading") });
-          setTimeout(load, 3000);
-        } else {
-          ES.errorState(box, error, load);
-        }
-      });
-    }
-
-    ES.onLang(render);
-    load();
+    ES.load(box, () => ES.api("/api/esimgo/bundle/" + encodeURIComponent(name)).then((answer) => {
+      plan = answer.bundle;
+    }), render, {
+      catalogue: true,
+      notFound: () => ({ icon: "🧭", title: t("plan_gone"), button: { text: t("to_catalogue"), href: "/" } }),
+    });
   };
 })(window.ES);

@@ -17,7 +17,6 @@
     const justPaid = ES.query("paid") === "1";
     const pending = ES.query("pending") === "1";
     let order = null;
-    let notFound = false;
     let polls = 0;
     let wasWaiting = false;
 
@@ -105,11 +104,6 @@
     }
 
     function render() {
-      if (notFound) {
-        ES.state(box, { icon: "🔎", title: t("not_found_title"), text: t("not_found_hint"),
-          button: { text: t("nav_my"), href: "/my-esims" } });
-        return;
-      }
       if (!order) return;
       const kind = ES.areaKind(order.country_code);
       const area = ES.areaName(kind, order.country_code, order.country_name || order.bundle_name);
@@ -146,45 +140,30 @@
       }
     }
 
-    function schedule() {
-      if (!order || !waiting(order.status)) return;
+    // Quick at first (it usually takes seconds), then gently while the page stays open.
+    function nextLook() {
+      if (!waiting(order.status)) return 0;
       polls += 1;
-      // Quick at first (it usually takes seconds), then gently while the page stays open.
-      setTimeout(load, polls < 45 ? 2000 : 10000);
+      return polls < 45 ? 2000 : 10000;
     }
 
-    function load() {
-      ES.api("/api/orders/" + encodeURIComponent(id), { auth: true }).then((answer) => {
-        order = answer.order;
-        const nowWaiting = waiting(order.status);
-        if (wasWaiting && order.status === "completed") ES.notify("success");
-        wasWaiting = nowWaiting;
-        render();
-        schedule();
-      }).catch((error) => {
-        if (error.status === 404) {
-          notFound = true;
-          render();
-        } else if (order) {
-          setTimeout(load, 5000); // a hiccup while polling: keep the page, try again
-        } else {
-          ES.errorState(box, error, load);
-        }
-      });
-    }
-
-    const tabs = document.getElementById("install-tabs");
     function showSteps(which) {
-      for (const button of ES.$$("button", tabs)) button.setAttribute("aria-selected", String(button.dataset.tab === which));
       for (const list of ES.$$("[data-steps]", install)) list.hidden = list.dataset.steps !== which;
     }
-    tabs.addEventListener("click", (event) => {
-      const button = event.target.closest("button[data-tab]");
-      if (button) showSteps(button.dataset.tab);
-    });
-    showSteps(ES.inTelegram && ES.tg.platform === "android" ? "android" : "iphone");
+    const selectSteps = ES.tabs(document.getElementById("install-tabs"), showSteps);
+    const platform = ES.inTelegram && ES.tg.platform === "android" ? "android" : "iphone";
+    selectSteps(platform);
+    showSteps(platform);
 
-    ES.onLang(render);
-    load();
+    ES.load(box, () => ES.api("/api/orders/" + encodeURIComponent(id), { auth: true }).then((answer) => {
+      order = answer.order;
+      if (wasWaiting && order.status === "completed") ES.notify("success");
+      wasWaiting = waiting(order.status);
+    }), render, {
+      poll: nextLook,
+      keep: 5000, // a hiccup while polling: keep the page, try again
+      notFound: () => ({ icon: "🔎", title: t("not_found_title"), text: t("not_found_hint"),
+        button: { text: t("nav_my"), href: "/my-esims" } }),
+    });
   };
 })(window.ES);

@@ -46,22 +46,15 @@
       box.replaceChildren(el("div", { class: "list" }, orders.map(orderRow)));
     }
 
-    function load() {
-      ES.api("/api/orders", { auth: true }).then((answer) => {
-        orders = answer.orders || [];
-        render();
-        // Something is being prepared: look again soon, less often the longer it takes.
-        if (orders.some((o) => ES.inProgress(o.status))) {
-          polls += 1;
-          setTimeout(load, polls < 20 ? 3000 : 15000);
-        }
-      }).catch((error) => {
-        if (orders) setTimeout(load, 15000); // keep what we show; try again quietly
-        else ES.errorState(box, error, load);
-      });
+    // Something is being prepared: look again soon, less often the longer it takes.
+    function nextLook() {
+      if (!orders.some((o) => ES.inProgress(o.status))) return 0;
+      polls += 1;
+      return polls < 20 ? 3000 : 15000;
     }
 
-    ES.onLang(render);
-    load();
+    ES.load(box, () => ES.api("/api/orders", { auth: true }).then((answer) => {
+      orders = answer.orders || [];
+    }), render, { poll: nextLook, keep: 15000 });
   };
 })(window.ES);

@@ -49,35 +49,24 @@
       const standard = data.bundles.filter((b) => !b.unlimited);
       const unlimited = data.bundles.filter((b) => b.unlimited);
       tabs.hidden = !(standard.length && unlimited.length);
-      for (const button of ES.$$("button", tabs)) button.setAttribute("aria-selected", String(button.dataset.tab === tab));
       const shown = tab === "unlimited" ? unlimited : standard;
       box.replaceChildren(el("div", { class: "list" }, shown.map(planRow)));
     }
 
-    function load() {
-      ES.api("/api/esimgo/bundles?" + query).then((answer) => {
-        data = answer;
-        if (!data.bundles.some((b) => !b.unlimited)) tab = "unlimited";
-        render();
-      }).catch((error) => {
-        if (error.status === 503) {
-          ES.state(box, { spinner: true, title: t("catalogue_loading") });
-          setTimeout(load, 3000);
-        } else if (error.status === 404) {
-          ES.state(box, { icon: "🧭", title: t("no_plans"), button: { text: t("to_catalogue"), href: "/" } });
-        } else {
-          ES.errorState(box, error, load);
-        }
-      });
-    }
-
-    tabs.addEventListener("click", (event) => {
-      const button = event.target.closest("button[data-tab]");
-      if (!button || button.dataset.tab === tab) return;
-      tab = button.dataset.tab;
+    const selectTab = ES.tabs(tabs, (name) => {
+      tab = name;
       render();
     });
-    ES.onLang(render);
-    load();
+    selectTab(tab);
+    ES.load(box, () => ES.api("/api/esimgo/bundles?" + query).then((answer) => {
+      data = answer;
+      if (!data.bundles.some((b) => !b.unlimited)) {
+        tab = "unlimited"; // only unlimited plans here: show them, not an empty Standard tab
+        selectTab(tab);
+      }
+    }), render, {
+      catalogue: true,
+      notFound: () => ({ icon: "🧭", title: t("no_plans"), button: { text: t("to_catalogue"), href: "/" } }),
+    });
   };
 })(window.ES);

@@ -4,6 +4,8 @@ Telegram client stand-in from `fake_telegram.py`. (tests/browser is a package, s
 
 - `browser`: one headless Chromium per session (/usr/bin/chromium; a missing binary fails loudly, never skips).
 - `shop`: `create_app()` with the vendor sandboxes from tests/conftest.py, served by a werkzeug thread.
+- `first_start`: the same on its very first start, with no catalogue on disk: the catalogue API answers 503 until
+  the test loads it (`extensions.catalogue(first_start.app).refresh()`).
 - `open_app(lang=..., scheme=..., buyer=..., platform=...)`: a fresh 390×780 page "inside Telegram" for a buyer
   (`buyer=None`: a plain browser), recording every request it makes (`.requests`) so tests can check hosts and
   the first-screen budget.
@@ -20,6 +22,7 @@ from playwright.sync_api import Page, sync_playwright
 
 import extensions
 from app import create_app
+from conftest import make_config
 from sandboxes.server import ServerThread
 
 from .fake_telegram import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, WEBAPP_JS, Buyer, Payments, install, stub_script
@@ -65,6 +68,17 @@ def shop(config, esimgo, telegram):
     server = ServerThread(counted).start()
     yield Shop(server.origin, app, esimgo, telegram, hits)
     server.stop()
+
+
+@pytest.fixture
+def first_start(tmp_path, esimgo, telegram):
+    folder = tmp_path / "first-start"
+    folder.mkdir()
+    app = create_app(make_config(folder, esimgo, telegram))  # CATALOGUE_BACKGROUND=0: only the test fetches it
+    server = ServerThread(app).start()
+    yield Shop(server.origin, app, esimgo, telegram)
+    server.stop()
+    app.extensions["esimsdata"]["store"].close()
 
 
 @dataclass

@@ -334,3 +334,60 @@ def test_someone_elses_order_is_not_found(open_app, shop):
     app = open_app()
     app.page.goto(f"{shop.origin}/esim/{seeded['id']}")
     expect(app.page.locator("#esim h2")).to_have_text("Order not found")
+
+
+def test_on_a_first_start_pages_say_plans_are_loading_then_show_them(open_app, first_start):
+    # Nothing on disk yet: the catalogue API answers 503 until eSIM Go's catalogue has been fetched.
+    waiting, offline = open_app(), open_app()
+    checkout, plans, catalogue = waiting.page, waiting.page.context.new_page(), offline.page
+    errors: list[str] = []
+    for page in (checkout, plans, catalogue):
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+    checkout.goto(f"{first_start.origin}/checkout/{BUNDLE}")
+    plans.goto(first_start.origin + "/country/TH")
+    catalogue.goto(first_start.origin + "/")
+    for page, box in ((checkout, "#checkout"), (plans, "#plans"), (catalogue, "#destinations")):
+        expect(page.locator(box + " .state h2")).to_have_text("Plans are loading. One moment…")
+
+    # A buyer whose connection drops while waiting is told so, with a button to try again.
+    catalogue.context.set_offline(True)
+    no_connection = "No connection. Check the internet and try again."
+    expect(catalogue.locator("#destinations .state h2")).to_have_text(no_connection)
+    catalogue.context.set_offline(False)
+
+    assert extensions.catalogue(first_start.app).refresh()
+    # The waiting pages look again by themselves; the failed one when the buyer taps the button.
+    expect(plans.locator(f'a.plan[data-bundle="{BUNDLE}"]')).to_contain_text("314 ⭐")
+    expect(checkout.locator("[data-stars]")).to_have_text("314 ⭐")
+    wait_main_button(waiting, "Pay 314 ⭐")
+    catalogue.get_by_role("button", name="Try again").click()
+    expect(catalogue.locator("#destinations a.row").first).to_be_visible()
+    assert not errors, errors
+
+
+def test_tabs_answer_the_arrow_keys_as_well_as_taps(open_app, shop):
+    page = open_app().page
+    page.goto(shop.origin + "/")
+    rows = page.locator("#destinations a.row")
+    expect(rows.first).to_have_attribute("href", re.compile(r"^/country/"))
+    tabs = page.locator("#kind-tabs [role=tab]")
+    # Tab reaches the chosen tab only; the arrows move the choice (ARIA tabs pattern), Home and End too.
+    assert [tabs.nth(i).get_attribute("tabindex") for i in range(3)] == ["0", "-1", "-1"]
+    tabs.first.focus()
+    page.keyboard.press("ArrowRight")
+    region = page.locator('#kind-tabs [data-tab="region"]')
+    expect(region).to_have_attribute("aria-selected", "true")
+    expect(region).to_be_focused()
+    expect(rows.first).to_have_attribute("href", re.compile(r"^/region/"))
+    page.keyboard.press("End")
+    expect(page.locator('#kind-tabs [data-tab="global"]')).to_have_attribute("aria-selected", "true")
+    expect(rows).to_have_count(1)
+    page.keyboard.press("ArrowRight")  # round to the first
+    expect(tabs.first).to_have_attribute("aria-selected", "true")
+    expect(tabs.first).to_be_focused()
+    assert [tabs.nth(i).get_attribute("tabindex") for i in range(3)] == ["0", "-1", "-1"]
+    page.click('#kind-tabs [data-tab="global"]')
+    expect(rows).to_have_count(1)
+    page.reload()  # the choice is kept for this session
+    expect(page.locator('#kind-tabs [data-tab="global"]')).to_have_attribute("aria-selected", "true")
+    expect(rows).to_have_count(1)

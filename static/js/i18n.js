@@ -1,0 +1,67 @@
+/* i18n.js — the buyer's language: the ru/en dictionary from static/i18n.json (window.ES_I18N, put at the top of
+   the bundle by assets.py), ES.t / ES.tn (plurals), re-translating the page's [data-i18n*] elements, and the
+   EN/RU switch (kept in localStorage over Telegram's language_code, and in a cookie for the server). */
+(function (ES) {
+  "use strict";
+
+  const DICT = window.ES_I18N || { en: {} };
+  const langListeners = [];
+  ES.lang = document.documentElement.lang === "ru" ? "ru" : "en";
+
+  ES.detectLang = function () {
+    const chosen = ES.local.get("esims.lang");
+    if (chosen && DICT[chosen]) return chosen;
+    const user = ES.tg && ES.tg.initDataUnsafe && ES.tg.initDataUnsafe.user;
+    if (user && user.language_code) return /^ru/i.test(user.language_code) ? "ru" : "en";
+    return ES.lang; // the server's guess (cookie or Accept-Language)
+  };
+
+  ES.t = function (key, vars) {
+    const table = DICT[ES.lang] || {};
+    let text = table[key] !== undefined ? table[key] : (DICT.en[key] !== undefined ? DICT.en[key] : key);
+    for (const [name, value] of Object.entries(vars || {})) text = text.split("{" + name + "}").join(String(value));
+    return text;
+  };
+
+  const pluralRules = {};
+  /** Plural forms: key_one / key_few / key_many / key_other, chosen by Intl.PluralRules. */
+  ES.tn = function (key, n, vars) {
+    const rules = pluralRules[ES.lang] || (pluralRules[ES.lang] = new Intl.PluralRules(ES.lang));
+    const form = key + "_" + rules.select(n);
+    const table = DICT[ES.lang] || {};
+    const chosen = table[form] !== undefined ? form : key + "_other";
+    return ES.t(chosen, Object.assign({ n: ES.number(n) }, vars));
+  };
+
+  /** Re-translate what the server wrote (templates/_i18n.html marks it with its key). */
+  function applyI18n(root) {
+    for (const node of ES.$$("[data-i18n]", root)) node.textContent = ES.t(node.dataset.i18n);
+    for (const node of ES.$$("[data-i18n-placeholder]", root)) node.placeholder = ES.t(node.dataset.i18nPlaceholder);
+    for (const node of ES.$$("[data-i18n-aria]", root)) node.setAttribute("aria-label", ES.t(node.dataset.i18nAria));
+    document.documentElement.lang = ES.lang;
+    for (const button of ES.$$(".lang-switch button")) {
+      button.setAttribute("aria-pressed", String(button.dataset.lang === ES.lang));
+    }
+  }
+
+  /** Switch language; `explicit` (the switch) is remembered over Telegram's language_code. */
+  ES.setLang = function (lang, explicit) {
+    if (!DICT[lang]) return;
+    const changed = lang !== ES.lang || document.documentElement.lang !== lang;
+    ES.lang = lang;
+    if (explicit) ES.local.set("esims.lang", lang);
+    // The server renders the next page in this language, so it arrives without a flash of the other one.
+    document.cookie = "lang=" + lang + "; path=/; max-age=31536000; samesite=lax";
+    if (changed) {
+      applyI18n(document);
+      for (const listener of langListeners) listener();
+    }
+  };
+  ES.onLang = (listener) => langListeners.push(listener);
+
+  ES.initLangSwitch = function () {
+    for (const button of ES.$$(".lang-switch button")) {
+      button.addEventListener("click", () => ES.setLang(button.dataset.lang, true));
+    }
+  };
+})(window.ES);

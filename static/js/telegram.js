@@ -1,0 +1,138 @@
+/* telegram.js — the Telegram.WebApp glue: whether we run inside Telegram (or in demo mode in a plain browser),
+   the theme, haptics, native alerts and links, the MainButton (a look-alike bar outside Telegram) and Back
+   (Telegram's BackButton, or the page's back link). */
+(function (ES) {
+  "use strict";
+
+  const tg = (window.Telegram && window.Telegram.WebApp) || null;
+  const body = document.body;
+
+  ES.tg = tg;
+  ES.demo = body.dataset.demo === "1";
+  // Inside Telegram the client hands us signed initData; in a plain browser it is empty.
+  ES.inTelegram = Boolean(tg && tg.initData);
+
+  function supports(version) {
+    return Boolean(ES.inTelegram && tg.isVersionAtLeast && tg.isVersionAtLeast(version));
+  }
+  ES.supports = supports;
+
+  ES.applyTheme = function () {
+    if (!tg) return;
+    if (ES.inTelegram) document.documentElement.dataset.scheme = tg.colorScheme === "dark" ? "dark" : "light";
+    if (supports("6.1")) {
+      try {
+        tg.setHeaderColor("secondary_bg_color");
+        tg.setBackgroundColor("secondary_bg_color");
+        if (supports("7.10") && tg.setBottomBarColor) tg.setBottomBarColor("secondary_bg_color");
+      } catch (e) { /* cosmetic only */ }
+    }
+  };
+
+  ES.haptic = function (style) {
+    if (!supports("6.1") || !tg.HapticFeedback) return;
+    try { tg.HapticFeedback.impactOccurred(style || "light"); } catch (e) { /* cosmetic only */ }
+  };
+  ES.notify = function (type) {
+    if (!supports("6.1") || !tg.HapticFeedback) return;
+    try { tg.HapticFeedback.notificationOccurred(type); } catch (e) { /* cosmetic only */ }
+  };
+
+  /** Telegram's native alert inside Telegram; a plain alert in a browser. */
+  ES.alert = function (text) {
+    return new Promise((resolve) => {
+      const message = String(text).slice(0, 256); // popups take at most 256 characters
+      if (supports("6.2")) {
+        try { tg.showAlert(message, () => resolve()); return; } catch (e) { /* fall through */ }
+      }
+      window.alert(message);
+      resolve();
+    });
+  };
+
+  ES.openLink = function (url) {
+    if (ES.inTelegram && tg.openLink) tg.openLink(url);
+    else window.open(url, "_blank", "noopener");
+  };
+
+  /** The one primary action: Telegram's MainButton, or a look-alike bar in a plain browser (demo). */
+  let mainHandler = null;
+  ES.mainButton = {
+    set(text, onClick) {
+      this.hide();
+      mainHandler = onClick;
+      if (ES.inTelegram) {
+        tg.MainButton.setParams({ text, is_visible: true, is_active: true });
+        tg.MainButton.onClick(mainHandler);
+      } else {
+        const button = document.getElementById("main-button");
+        button.textContent = text;
+        button.hidden = false;
+        button.disabled = false;
+        button.onclick = mainHandler;
+        body.classList.add("has-main-button");
+      }
+    },
+    progress(on) {
+      if (ES.inTelegram) {
+        if (on) tg.MainButton.showProgress(false); else tg.MainButton.hideProgress();
+      } else {
+        const button = document.getElementById("main-button");
+        button.disabled = Boolean(on);
+        button.classList.toggle("busy", Boolean(on));
+      }
+    },
+    hide() {
+      if (ES.inTelegram) {
+        if (mainHandler) tg.MainButton.offClick(mainHandler);
+        tg.MainButton.hideProgress();
+        tg.MainButton.hide();
+      } else {
+        const button = document.getElementById("main-button");
+        button.hidden = true;
+        button.onclick = null;
+        button.classList.remove("busy");
+        body.classList.remove("has-main-button");
+      }
+      mainHandler = null;
+    },
+  };
+
+  /** Where Back goes: the previous in-app page, or the page's parent when we came from elsewhere. */
+  ES.parent = (ES.$(".back-link") && ES.$(".back-link").getAttribute("href")) || "/";
+  ES.backToParent = false;
+  ES.back = function () {
+    let fromUs = false;
+    try { fromUs = Boolean(document.referrer) && new URL(document.referrer).origin === location.origin; } catch (e) { /* no */ }
+    if (!ES.backToParent && fromUs && history.length > 1) history.back();
+    else location.href = ES.parent;
+  };
+
+  ES.initNavigation = function () {
+    const root = body.dataset.root === "1";
+    const back = () => { ES.haptic("light"); ES.back(); };
+    if (ES.inTelegram) {
+      if (root) tg.BackButton.hide();
+      else { tg.BackButton.onClick(back); tg.BackButton.show(); }
+    } else {
+      const link = ES.$(".back-link");
+      if (link && !root) {
+        link.hidden = false;
+        link.addEventListener("click", (event) => { event.preventDefault(); back(); });
+      }
+    }
+    // Light haptics on taps of interactive rows, tabs and buttons; links to Telegram / the web open natively.
+    document.addEventListener("click", (event) => {
+      const target = event.target.closest("a, button");
+      if (!target) return;
+      if (target.matches(".row, .seg button, .tabbar a, .button, .copy, .lang-switch button")) ES.haptic("light");
+      if (target.matches("a[data-telegram-link]") && ES.inTelegram && tg.openTelegramLink) {
+        event.preventDefault();
+        tg.openTelegramLink(target.href);
+      } else if (target.matches("a[data-external]")) {
+        event.preventDefault();
+        ES.openLink(target.href);
+      }
+    });
+  };
+})(window.ES);
