@@ -73,6 +73,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     extensions.init(app, fulfilment=Fulfilment(store, client, extensions.get("bot", app), settings))
 
     register_error_handlers(app)
+    import admin_api
+
+    admin_api.init_app(app)
     from assets import bp as assets_bp
     from demo_api import bp as demo_bp
     from pages import bp as pages_bp

@@ -163,7 +163,8 @@ def webhook():  # type: ignore[no-untyped-def]
         log.info("webhook: update %s already handled", update.update_id)
         return jsonify(ok=True, duplicate=True)
     try:
-        get_bot().telebot.process_new_updates([update])
+        with orders.acting_as("telegram"):  # what this update does to an order is Telegram's doing
+            get_bot().telebot.process_new_updates([update])
     except Exception:
         log.exception("webhook: update %s failed; Telegram will redeliver it", update.update_id)
         return api_error(500, "update_failed", "The update could not be handled; please redeliver.")

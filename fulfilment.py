@@ -69,6 +69,17 @@ def due_in(order: dict[str, Any], now: datetime) -> float | None:
     return max(waits)
 
 
+ACTION_WORDS = {"retry": "retried", "refund": "refunded", "resend": "resent"}
+
+
+class OwnerActionError(Exception):
+    """An owner's action the order's state does not allow (or a vendor refused): an HTTP status and words."""
+
+    def __init__(self, status: int, error: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.error, self.message = status, error, message
+
+
 class Fulfilment:
     """Takes paid orders to a delivered eSIM or a refund; one instance per process."""
 
@@ -174,9 +185,8 @@ class Fulfilment:
             minutes = (now - paid_at).total_seconds() / 60
             log.error("order %s: paid %.0f min ago and still %s (%s); flagged for the admin", order["id"], minutes,
                       marked.get("status"), flag["reason"])
-            self._alert_admins(admin_text("stuck", order_id=order["id"], status=marked.get("status"),
-                                          minutes=f"{minutes:.0f}", reason=flag["reason"],
-                                          user_id=order.get("telegram_user_id"), stars=order.get("stars")))
+            self._alert_admins("stuck", order["id"], status=marked.get("status"), minutes=f"{minutes:.0f}",
+                               reason=flag["reason"], user_id=order.get("telegram_user_id"), stars=order.get("stars"))
 
     def advance(self, order_id: str) -> float | None:
         """Do this order's next step if it is due and nobody else holds it. Returns seconds until the
@@ -209,11 +219,14 @@ class Fulfilment:
             return copy.deepcopy(order), 0.0
 
     def _save(self, order_id: str, status: str | None = None, keep_lease: bool = False,
-              **fields: Any) -> dict[str, Any]:
-        """Write step results (and a forward status move) to the order, releasing the lease."""
+              event: tuple[str, str] | None = None, **fields: Any) -> dict[str, Any]:
+        """Write step results (a forward status move, an event for the history) to the order, releasing the
+        lease."""
         def change(order: dict[str, Any]) -> None:
             if status and status != order.get("status"):
                 orders.move(order, status)
+            if event:
+                orders.record(order, *event)
             order.update(fields)
             order["updated_at"] = orders.now_iso()
             if not keep_lease:
@@ -343,38 +356,111 @@ class Fulfilment:
     def _order_button(self, order: dict[str, Any], lang: str) -> Button:
         return app_button(t("open_esim", lang), f"{self.public_url}/esim/{order['id']}")
 
-    def _deliver(self, order: dict[str, Any]) -> None:
+    def send_esim(self, order: dict[str, Any]) -> int:
+        """Send the buyer the eSIM message (QR photo, codes, install buttons; a text for a top-up); its id."""
         oid = order["id"]
         lang = order.get("language") or "en"
         chat_id = int(order["telegram_user_id"])
+        if order.get("top_up_of"):
+            return self.bot.send_text(
+                chat_id, t("topup_ready", lang, plan=plan_title(order, lang), iccid_tail=order["iccid"][-4:],
+                           order_id=oid), [self._order_button(order, lang)], html=True)
+        lpa = lpa_for(order)
+        caption = t("esim_ready", lang, plan=plan_title(order, lang), smdp=order["smdpAddress"],
+                    matching_id=order["matchingId"], lpa=lpa, order_id=oid)
+        buttons = [link_button(t("install_iphone", lang), ios_install_url(lpa)), self._order_button(order, lang)]
+        return self.bot.send_photo(chat_id, qr_png(lpa), f"esim-{oid}.png", caption, buttons)
+
+    def _deliver(self, order: dict[str, Any]) -> None:
+        oid = order["id"]
         try:
-            if order.get("top_up_of"):
-                message_id = self.bot.send_text(
-                    chat_id, t("topup_ready", lang, plan=plan_title(order, lang), iccid_tail=order["iccid"][-4:],
-                               order_id=oid), [self._order_button(order, lang)], html=True)
-            else:
-                lpa = lpa_for(order)
-                caption = t("esim_ready", lang, plan=plan_title(order, lang), smdp=order["smdpAddress"],
-                            matching_id=order["matchingId"], lpa=lpa, order_id=oid)
-                buttons = [link_button(t("install_iphone", lang), ios_install_url(lpa)),
-                           self._order_button(order, lang)]
-                message_id = self.bot.send_photo(chat_id, qr_png(lpa), f"esim-{oid}.png", caption, buttons)
+            message_id = self.send_esim(order)
         except TelegramError as exc:
             attempts = int(order.get("delivery_attempts") or 0) + 1
             permanent = isinstance(exc, TelegramPermanent)
             log.warning("order %s: delivery attempt %d failed: %s", oid, attempts, exc)
             if permanent or attempts >= self.max_attempts:
                 # The eSIM stays available in the Mini App; the admin can resend it.
-                self._save(oid, delivery_attempts=attempts, delivery_error=str(exc))
-                self._alert_admins(f"⚠️ Could not deliver order {oid} to user {chat_id}: {exc}")
+                self._save(oid, delivery_attempts=attempts, delivery_error=str(exc),
+                           event=("delivery_failed", str(exc)))
+                self._alert_admins("undelivered", oid, user_id=order["telegram_user_id"], error=exc)
             else:
                 order["delivery_attempts"] = attempts
                 self._save(oid, delivery_attempts=attempts, last_error=f"delivery: {exc}",
                            next_attempt_at=self._later(order, "delivery"))
             return
         self._save(oid, delivered_at=orders.now_iso(), delivery_message_id=message_id,
-                   delivery_attempts=int(order.get("delivery_attempts") or 0) + 1, next_attempt_at=None)
-        log.info("order %s: eSIM delivered to %s (message %s)", oid, chat_id, message_id)
+                   delivery_attempts=int(order.get("delivery_attempts") or 0) + 1, next_attempt_at=None,
+                   event=("delivered", f"Telegram message {message_id}"))
+        log.info("order %s: eSIM delivered to %s (message %s)", oid, order["telegram_user_id"], message_id)
+
+    # ---- the owner's actions (admin console) --------------------------------------------------
+
+    def retry_now(self, order_id: str, budget: float = 20.0) -> dict[str, Any]:
+        """Take a stuck or failed order's next step now, through the same leased path as the worker (so an order
+        that has an eSIM is never bought again); keeps at it for up to `budget` seconds. The order after."""
+        order = self._owner_claimable(order_id, "retry")
+
+        def clear(current: dict[str, Any]) -> None:
+            current.pop("next_attempt_at", None)
+            if current.get("status") == orders.COMPLETED and not current.get("delivered_at"):
+                current.pop("delivery_error", None)  # a failed delivery is tried again from the start
+                current["delivery_attempts"] = 0
+            orders.record(current, "retry", str(orders.attention(order) or current.get("last_error") or ""))
+        self.store.update(order_id, clear)
+        deadline = time.monotonic() + budget
+        while True:
+            wait = self.advance(order_id)
+            if wait is None or time.monotonic() + wait > deadline:
+                break
+            time.sleep(wait)
+        return self.store.get(order_id) or order
+
+    def refund_now(self, order_id: str, reason: str) -> dict[str, Any]:
+        """The owner's refund of a paid order: its Stars go back and the buyer is told. The order after."""
+        self._owner_claimable(order_id, "refund")
+        lease = _iso(_now() + self.lease)
+        with self.store.transaction() as tx:  # claimed like a step, so no process buys it meanwhile
+            current = tx.get(order_id)
+            if current is None or orders.leased(current) or not orders.owner_actions(current)["refund"]:
+                raise OwnerActionError(409, "busy", "The shop is working on this order right now. Try again in "
+                                                    "a minute.")
+            current["lease_until"] = lease
+            orders.record(current, "refund", reason)
+            current["refund_reason"] = f"refunded by the owner: {reason}" if reason else "refunded by the owner"
+            claimed = copy.deepcopy(current)
+        if claimed["status"] == orders.PAID:
+            self._fail(claimed, claimed["refund_reason"])  # paid, nothing bought: failed, then refunded
+        else:
+            self._refund(claimed)
+        return self.store.get(order_id) or claimed
+
+    def resend(self, order_id: str) -> dict[str, Any]:
+        """Send a completed order's eSIM message to its buyer again. The order after."""
+        order = self._owner_claimable(order_id, "resend")
+        try:
+            message_id = self.send_esim(order)
+        except TelegramError as exc:
+            error = str(exc)
+            self.store.update(order_id, lambda o: orders.record(o, "resend_failed", error))
+            raise OwnerActionError(502, "telegram_failed", f"Telegram did not take the message: {exc}") from exc
+
+        def sent(current: dict[str, Any]) -> None:
+            orders.record(current, "resent", f"Telegram message {message_id}")
+            current.setdefault("delivered_at", orders.now_iso())
+            current.pop("delivery_error", None)
+        return self.store.update(order_id, sent) or order
+
+    def _owner_claimable(self, order_id: str, action: str) -> dict[str, Any]:
+        order = self.store.get(order_id)
+        if order is None:
+            raise OwnerActionError(404, "not_found", "No such order.")
+        if not orders.owner_actions(order)[action]:
+            raise OwnerActionError(409, "not_allowed", f"This order cannot be {ACTION_WORDS[action]} now "
+                                                       f"(it is {orders.STATUS_TEXT.get(order.get('status'), '?')}).")
+        if orders.leased(order):
+            raise OwnerActionError(409, "busy", "The shop is working on this order right now. Try again in a minute.")
+        return order
 
     # ---- failure and refund ------------------------------------------------------------------
 
@@ -393,25 +479,26 @@ class Fulfilment:
         except TelegramError as exc:
             self._refund_failed(order, exc, transient=isinstance(exc, TelegramRetryable))
             return
-        refunded = self._save(oid, orders.REFUNDED, refunded_at=orders.now_iso(), next_attempt_at=None)
+        delivered = order.get("status") == orders.COMPLETED  # the owner refunds an eSIM the buyer has
+        refunded = self._save(oid, orders.REFUNDED, refunded_at=orders.now_iso(), next_attempt_at=None,
+                              refund_error=None)
         log.info("order %s: %s Stars refunded to %s", oid, order.get("stars"), user_id)
         lang = order.get("language") or "en"
-        self._notify(user_id, t("refunded", lang, plan=plan_title(refunded, lang), stars=refunded.get("stars"),
-                                order_id=oid))
+        self._notify(user_id, t("refunded_by_shop" if delivered else "refunded", lang,
+                                plan=plan_title(refunded, lang), stars=refunded.get("stars"), order_id=oid))
         username = f"@{order['telegram_username']}" if order.get("telegram_username") else ""
-        self._alert_admins(admin_text("refunded", order_id=oid, reason=order.get("refund_reason") or "",
-                                      user_id=user_id, username=username,
-                                      bundle=order.get("bundle_name") or "-", stars=order.get("stars")))
+        self._alert_admins("refunded", oid, reason=order.get("refund_reason") or "", user_id=user_id,
+                           username=username, bundle=order.get("bundle_name") or "-", stars=order.get("stars"))
 
     def _refund_failed(self, order: dict[str, Any], exc: Exception, transient: bool) -> None:
         attempts = int(order.get("refund_attempts") or 0) + 1
         log.error("order %s: refund attempt %d failed: %s", order["id"], attempts, exc)
         order["refund_attempts"] = attempts
         self._save(order["id"], refund_attempts=attempts, refund_error=str(exc),
-                   next_attempt_at=self._later(order, "refund"))
+                   next_attempt_at=self._later(order, "refund"), event=("refund_failed", str(exc)))
         if attempts == 1 or not transient:
-            self._alert_admins(admin_text("refund_failed", order_id=order["id"], stars=order.get("stars"),
-                                          user_id=order.get("telegram_user_id"), error=exc))
+            self._alert_admins("refund_failed", order["id"], stars=order.get("stars"),
+                               user_id=order.get("telegram_user_id"), error=exc)
 
     # ---- messages ----------------------------------------------------------------------------
 
@@ -421,6 +508,9 @@ class Fulfilment:
         except TelegramError as exc:
             log.warning("could not message %s: %s", chat_id, exc)
 
-    def _alert_admins(self, text: str) -> None:
+    def _alert_admins(self, key: str, order_id: str, **values: Any) -> None:
+        """Tell the shop's admins (ADMIN_TELEGRAM_IDS), with a link to the order in the admin console."""
+        text = admin_text(key, order_id=order_id, link=f"{self.public_url}/admin/orders.html#order={order_id}",
+                          **values)
         for admin_id in self.admin_ids:
             self._notify(admin_id, text)

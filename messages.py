@@ -86,18 +86,24 @@ TEXTS: dict[str, dict[str, str]] = {
         "ru": "😔 Не удалось выпустить eSIM ({plan}). Ваши {stars} ⭐ возвращены. "
               "Попробуйте позже или выберите другой тариф. Заказ {order_id}",
     },
+    "refunded_by_shop": {
+        "en": "↩️ Your order {order_id} ({plan}) has been refunded: {stars} ⭐ are back on your balance.",
+        "ru": "↩️ Заказ {order_id} ({plan}) возвращён: {stars} ⭐ снова на вашем балансе.",
+    },
     "usage_80": {"en": "📶 You have used 80% of the data on your eSIM ({plan}). Top up in the app if you need more.",
                  "ru": "📶 Израсходовано 80% трафика eSIM ({plan}). Пополнить можно в приложении."},
     "usage_100": {"en": "📶 The data on your eSIM ({plan}) is used up. Top up in the app to stay online.",
                   "ru": "📶 Трафик eSIM ({plan}) закончился. Пополните в приложении, чтобы остаться на связи."},
 }
 
+# Every alert ends with a link to the order in the admin console ({link}).
 ADMIN_TEXTS = {
-    "refunded": "⚠️ Refunded order {order_id}: {reason}\nUser {user_id} {username}, {bundle}, {stars} ⭐",
-    "refund_failed": "🚨 Refund FAILED for order {order_id} ({stars} ⭐, user {user_id}): {error}. "
-                     "Check it on /admin/orders.html.",
+    "refunded": "⚠️ Refunded order {order_id}: {reason}\nUser {user_id} {username}, {bundle}, {stars} ⭐\n{link}",
+    "refund_failed": "🚨 Refund FAILED for order {order_id} ({stars} ⭐, user {user_id}): {error}.\n{link}",
     "stuck": "🚨 Order {order_id} was paid {minutes} min ago and is still {status} ({stars} ⭐, user {user_id}): "
-             "{reason}. It needs attention on /admin/orders.html.",
+             "{reason}. It needs attention:\n{link}",
+    "undelivered": "⚠️ Could not deliver order {order_id} to user {user_id}: {error}. Resend it from the console:\n"
+                   "{link}",
 }
 
 

@@ -1,17 +1,22 @@
 """The order record: its fields, its statuses and the moves between them, and what a buyer may see of it
 (SPEC §6). Storage of the records is `storage.py`; what drives the moves is the purchase code.
 
-    awaiting_payment ──> paid ──> provisioning ──> completed
-          │  ^             │            │
-          v  │(paid late)  └────> failed <┘ ──> refunded
+    awaiting_payment ──> paid ──> provisioning ──> completed ──(the owner refunds)──┐
+          │  ^             │            │                                           v
+          v  │(paid late)  └────> failed <┘ ─────────────────────────────────> refunded
         expired
 
-Status only moves along these arrows; a move backwards is refused.
+Status only moves along these arrows; a move backwards is refused. Every move, and every other thing that
+happens to an order (delivery, an owner's action), is written into the order's own `history`, with when and
+who: the shop itself, Telegram's webhook or the admin (`acting_as`).
 """
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -32,7 +37,7 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     PAID: frozenset({PROVISIONING, COMPLETED, FAILED}),
     PROVISIONING: frozenset({COMPLETED, FAILED}),
     FAILED: frozenset({REFUNDED}),
-    COMPLETED: frozenset(),
+    COMPLETED: frozenset({REFUNDED}),  # only the owner refunds a delivered eSIM (the admin console)
     REFUNDED: frozenset(),
 }
 STATUSES = frozenset(TRANSITIONS)
@@ -111,6 +116,32 @@ def move(order: dict[str, Any], new: str, **fields: Any) -> None:
     order.update(fields)
     order["status"] = new
     order["updated_at"] = now_iso()
+    if current != new:
+        record(order, "status", f"{current} → {new}")
+
+
+# ---- history -------------------------------------------------------------------------------------
+
+HISTORY_KEPT = 50  # an order sees a handful of events; this bounds one that is retried for days
+_actor: ContextVar[str] = ContextVar("actor", default="shop")
+
+
+@contextmanager
+def acting_as(who: str) -> Iterator[None]:
+    """Within this block, what happens to orders is recorded as done by `who` ("admin", "telegram"...)."""
+    token = _actor.set(who)
+    try:
+        yield
+    finally:
+        _actor.reset(token)
+
+
+def record(order: dict[str, Any], event: str, detail: str = "") -> None:
+    """Append one event to the order's history: when, what, by whom, and a short detail for the owner."""
+    entry = {"at": now_iso(), "event": event, "by": _actor.get()}
+    if detail:
+        entry["detail"] = str(detail)[:300]
+    order["history"] = [*order.get("history", []), entry][-HISTORY_KEPT:]
 
 
 # What happens next to an order (`next_step`): the buyer pays, then fulfilment buys, collects, delivers or refunds.
@@ -156,6 +187,7 @@ def new(telegram_user_id: int, status: str = AWAITING_PAYMENT, **fields: Any) ->
         "payment_method": "telegram_stars", "source": "telegram_mini_app", "created_at": now, "updated_at": now,
     }
     order.update(fields)
+    record(order, "created", str(order.get("status")))
     return order
 
 
@@ -221,3 +253,48 @@ def clean_seed(body: Any) -> dict[str, Any]:
     if "id" in clean and not (1 <= len(clean["id"].encode()) <= 128):
         raise OrderInputError("id must be 1 to 128 bytes (it is the invoice payload).")
     return clean
+
+
+# ---- the owner's view ----------------------------------------------------------------------------
+
+# The admin console's words for each status (the owner reads English; buyers get STATUS_LABELS' texts).
+STATUS_TEXT: dict[str, str] = {
+    AWAITING_PAYMENT: "Awaiting payment", PAID: "Paid", PROVISIONING: "Provisioning", COMPLETED: "Completed",
+    FAILED: "Failed, refunding", REFUNDED: "Refunded", EXPIRED: "Expired",
+}
+
+
+def attention(order: dict[str, Any]) -> str | None:
+    """Why the owner must act on this order, or None: a paid order the shop could not settle in time (it
+    could not reconcile with eSIM Go, or kept failing), a delivery that failed, a refund that failed."""
+    status = order.get("status")
+    if status == COMPLETED and order.get("delivery_error") and not order.get("delivered_at"):
+        return f"Delivery failed: {order['delivery_error']}"
+    if order.get("refund_error") and status in (FAILED, COMPLETED, PAID):
+        return f"Refund failed: {order['refund_error']}"
+    flag = order.get("needs_attention")
+    if flag and has_step_left(order):
+        return str(flag.get("reason") if isinstance(flag, dict) else flag) or f"Still {status}"
+    return None
+
+
+def leased(order: dict[str, Any], now: datetime | None = None) -> bool:
+    """Whether a process holds this order right now (it is taking a step: buying, collecting, refunding)."""
+    until = parse_time(order.get("lease_until"))
+    return until is not None and until > (now or datetime.now(UTC))
+
+
+def owner_actions(order: dict[str, Any]) -> dict[str, bool]:
+    """What the admin console may do with this order now."""
+    status = order.get("status")
+    has_esim = bool(order.get("iccid") and (order.get("matchingId") or order.get("top_up_of")))
+    paid_by_stars = bool(order.get("telegram_payment_charge_id"))
+    return {
+        "resend": status == COMPLETED and has_esim,
+        "retry": not order.get("imported") and (
+            status in (PAID, PROVISIONING, FAILED)
+            or (status == COMPLETED and not order.get("delivered_at") and bool(order.get("delivery_error")))),
+        # Never while eSIM Go may be buying it: a refund then could leave the shop paying for a free eSIM.
+        "refund": paid_by_stars and (status in (COMPLETED, FAILED) or (
+            status == PAID and not order.get("esimgo_unsure") and not order.get("orderReference"))),
+    }

@@ -360,6 +360,12 @@ class OrderStore:
             lines = [raw for raw in self._fresh().raw.values() if needle in raw]
         return [decode_order(raw) for raw in lines]
 
+    def lines(self) -> dict[str, bytes]:
+        """Every order's stored JSON line by id: a snapshot of the dict (the lines are shared, never copied), for
+        read-only reports such as the admin console's, which keep their own summaries of each line."""
+        with self._mem:
+            return dict(self._fresh().raw)
+
     def count(self) -> int:
         with self._mem:
             return len(self._fresh().raw)

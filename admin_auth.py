@@ -1,0 +1,140 @@
+"""Who may use the admin console and its API (SPEC §4, §7): the owner's password login, its session cookie,
+the CSRF token that goes with it, the throttle on failed logins, and `Authorization: Bearer <ADMIN_TOKEN>`
+for scripts.
+
+The session is a cookie signed with a key derived from ADMIN_PASSWORD and ADMIN_TOKEN (changing either signs
+everyone out), holding only an expiry-checked timestamp and the session's CSRF token: no order data, nothing
+to forge without the key. With no ADMIN_PASSWORD set, nobody can log in (the token still works).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from flask import Response, g, request
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+import extensions
+from auth import token_matches
+from config import Settings
+from errors import api_error
+from storage import JsonStore
+
+log = logging.getLogger("admin")
+
+COOKIE = "esimsdata_admin"
+SESSION_SECONDS = 12 * 3600  # a working day; then the owner logs in again
+CSRF_HEADER = "X-CSRF-Token"
+LOGIN_FAILURES_ALLOWED = 5  # per client in LOGIN_WINDOW_SECONDS; then 429 until the window moves on
+LOGIN_WINDOW_SECONDS = 15 * 60
+
+
+def _serializer(settings: Settings) -> URLSafeTimedSerializer | None:
+    if not settings.admin_password:
+        return None
+    secret = "\0".join((settings.admin_password, settings.admin_token, settings.telegram_bot_token))
+    key = hmac.new(b"esimsdata admin session", secret.encode(), hashlib.sha256).digest()
+    return URLSafeTimedSerializer(key, salt="admin-session")
+
+
+def password_matches(given: Any) -> bool:
+    return isinstance(given, str) and token_matches(given, extensions.settings().admin_password)
+
+
+def new_csrf_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def start_session(response: Response, csrf: str) -> None:
+    """Sign the owner in on `response`: the session cookie, carrying this session's CSRF token."""
+    serializer = _serializer(extensions.settings())
+    assert serializer is not None  # only called after password_matches()
+    response.set_cookie(COOKIE, serializer.dumps({"csrf": csrf}), max_age=SESSION_SECONDS, httponly=True,
+                        samesite="Strict", secure=request.is_secure, path="/")
+
+
+def end_session(response: Response) -> None:
+    response.delete_cookie(COOKIE, path="/", httponly=True, samesite="Strict", secure=request.is_secure)
+
+
+def session() -> dict[str, Any] | None:
+    """The signed-in owner's session from the cookie ({"csrf": ...}), or None."""
+    raw = request.cookies.get(COOKIE)
+    serializer = _serializer(extensions.settings())
+    if not raw or serializer is None:
+        return None
+    try:
+        data = serializer.loads(raw, max_age=SESSION_SECONDS)
+    except BadSignature:  # also an expired one (SignatureExpired is a BadSignature)
+        return None
+    return data if isinstance(data, dict) and isinstance(data.get("csrf"), str) else None
+
+
+def admin_required(view: Callable) -> Callable:
+    """The view runs for `Authorization: Bearer <ADMIN_TOKEN>` or a session cookie; a cookie's POST must also
+    carry its CSRF token in X-CSRF-Token. Anything else is 401 (403 for a missing CSRF token), with no data."""
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and token_matches(token.strip(), extensions.settings().admin_token):
+            g.admin = "token"
+        else:
+            current = session()
+            if current is None:
+                return api_error(401, "unauthorized", "Sign in to the admin console.")
+            if request.method not in ("GET", "HEAD") and not token_matches(request.headers.get(CSRF_HEADER),
+                                                                           current["csrf"]):
+                log.warning("admin %s %s refused: no valid CSRF token (from %s)", request.method, request.path,
+                            client_address())
+                return api_error(403, "csrf", "Reload the admin console and try again.")
+            g.admin = "session"
+        return view(*args, **kwargs)
+    return wrapper
+
+
+def client_address() -> str:
+    """The caller's address: nginx on the same machine (the only proxy trusted) passes it in X-Forwarded-For."""
+    remote = request.remote_addr or "?"
+    forwarded = request.headers.get("X-Forwarded-For", "")
+    if remote in ("127.0.0.1", "::1") and forwarded:
+        return forwarded.split(",")[-1].strip()[:64] or remote
+    return remote
+
+
+class LoginThrottle:
+    """Failed logins per client address, shared by every process through a small file (data/admin-logins.json)."""
+
+    def __init__(self, store: JsonStore) -> None:
+        self.store = store
+
+    def wait(self, client: str) -> int:
+        """Seconds until this client may try again (0 = now)."""
+        recent = self._recent(self.store.read().get(client, []))
+        if len(recent) < LOGIN_FAILURES_ALLOWED:
+            return 0
+        return max(1, int(recent[0] + LOGIN_WINDOW_SECONDS - time.time()))
+
+    def failed(self, client: str) -> None:
+        with self.store.transaction() as data:
+            now = time.time()
+            for key in [k for k, v in data.items() if not self._recent(v, now)]:
+                del data[key]  # forget clients whose failures are all past the window
+            # Whole seconds: this file is read back with the store's JSON reading, which makes fractions Decimal.
+            data[client] = [*self._recent(data.get(client, []), now), int(now)][-LOGIN_FAILURES_ALLOWED:]
+
+    def cleared(self, client: str) -> None:
+        if client in self.store.read():
+            with self.store.transaction() as data:
+                data.pop(client, None)
+
+    @staticmethod
+    def _recent(times: Any, now: float | None = None) -> list[float]:
+        since = (now or time.time()) - LOGIN_WINDOW_SECONDS
+        return [t for t in times if isinstance(t, int) and t > since] if isinstance(times, list) else []
