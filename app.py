@@ -56,8 +56,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
         demo.ensure_sandboxes(settings)
         log.warning("DEMO MODE: no ESIMGO_API_KEY/TELEGRAM_BOT_TOKEN set; using the local eSIM Go and "
-                    "Telegram sandboxes (%s, %s). Nothing here is real.",
-                    settings.esimgo_base_url, settings.telegram_api_url)
+                    "Telegram sandboxes (%s, %s). Nothing here is real. Admin console: %s/admin/orders.html",
+                    settings.esimgo_base_url, settings.telegram_api_url, settings.public_base_url)
 
     store = OrderStore(data_dir / "orders.json", lock_timeout=settings.storage_lock_timeout)
     client = EsimGoClient(settings.esimgo_base_url, settings.esimgo_api_key)

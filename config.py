@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parent
 DEMO_ESIMGO_KEY = "sandbox-key"
 # Not a secret: a well-formed token the Bot API sandbox accepts, so the demo can sign initData.
 DEMO_BOT_TOKEN = "1000000001:DEMO-esimsdata-sandbox-token"
+DEMO_ADMIN_PASSWORD = "demo"
 
 
 class ConfigError(RuntimeError):
@@ -256,6 +257,8 @@ def _demo(settings: Settings) -> Settings:
     return replace(
         settings,
         demo_mode=True,
+        # The demo's console shows only sandbox orders; a real shop has no default password (login stays off).
+        admin_password=settings.admin_password or DEMO_ADMIN_PASSWORD,
         esimgo_api_key=DEMO_ESIMGO_KEY,
         esimgo_base_url=f"http://127.0.0.1:{settings.demo_esimgo_port}/v2.4",
         telegram_bot_token=DEMO_BOT_TOKEN,

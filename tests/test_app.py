@@ -119,7 +119,9 @@ def test_half_configured_vendors_are_a_clear_error():
 
 def test_no_keys_means_demo_mode_against_the_local_sandboxes():
     settings = load_settings({})
-    assert settings.demo_mode is True
+    assert settings.demo_mode is True and settings.admin_password == "demo"  # the demo's console opens
+    assert load_settings({"ESIMGO_API_KEY": "k", "TELEGRAM_BOT_TOKEN": "1:x", "TELEGRAM_WEBHOOK_SECRET": "s"}
+                         ).admin_password == ""  # a real shop never has a default password
     assert settings.esimgo_base_url.startswith("http://127.0.0.1:")
     assert settings.telegram_api_url.startswith("http://127.0.0.1:")
 
