@@ -41,9 +41,11 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
 
 def init_app(app: Flask) -> None:
     settings = extensions.settings(app)
+    def small_file(name: str) -> JsonStore:
+        return JsonStore(f"{settings.data_dir}/{name}", lock_timeout=settings.storage_lock_timeout)
     extensions.init(app, admin_index=admin_data.OrderIndex(extensions.store(app)),
-                    login_throttle=LoginThrottle(JsonStore(settings.data_dir + "/admin-logins.json",
-                                                           lock_timeout=settings.storage_lock_timeout)))
+                    login_throttle=LoginThrottle(small_file("admin-logins.json")),
+                    ended_sessions=small_file("admin-sessions.json"))
     app.register_blueprint(bp)
 
 

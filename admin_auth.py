@@ -3,8 +3,10 @@ the CSRF token that goes with it, the throttle on failed logins, and `Authorizat
 for scripts.
 
 The session is a cookie signed with a key derived from ADMIN_PASSWORD and ADMIN_TOKEN (changing either signs
-everyone out), holding only an expiry-checked timestamp and the session's CSRF token: no order data, nothing
-to forge without the key. With no ADMIN_PASSWORD set, nobody can log in (the token still works).
+everyone out), holding only an expiry-checked timestamp and the session's CSRF token, which also names the
+session: no order data, nothing to forge without the key. Logging out puts the session on a short list of
+ended ones (data/admin-sessions.json, kept until they would have expired anyway), so a copied cookie stops
+working too. With no ADMIN_PASSWORD set, nobody can log in (the token still works).
 """
 
 from __future__ import annotations
@@ -61,7 +63,19 @@ def start_session(response: Response, csrf: str) -> None:
 
 
 def end_session(response: Response) -> None:
+    """Sign out: the cookie goes, and the session it named can never be used again (a copy of the cookie too)."""
+    current = session()
+    if current is not None:
+        with extensions.get("ended_sessions").transaction() as ended:
+            now = int(time.time())
+            for key in [k for k, until in ended.items() if not isinstance(until, int) or until < now]:
+                del ended[key]
+            ended[_session_key(current["csrf"])] = now + SESSION_SECONDS
     response.delete_cookie(COOKIE, path="/", httponly=True, samesite="Strict", secure=request.is_secure)
+
+
+def _session_key(csrf: str) -> str:
+    return hashlib.sha256(csrf.encode()).hexdigest()[:32]  # the list never holds a usable token
 
 
 def session() -> dict[str, Any] | None:
@@ -74,7 +88,11 @@ def session() -> dict[str, Any] | None:
         data = serializer.loads(raw, max_age=SESSION_SECONDS)
     except BadSignature:  # also an expired one (SignatureExpired is a BadSignature)
         return None
-    return data if isinstance(data, dict) and isinstance(data.get("csrf"), str) else None
+    if not isinstance(data, dict) or not isinstance(data.get("csrf"), str):
+        return None
+    if _session_key(data["csrf"]) in extensions.get("ended_sessions").read():
+        return None
+    return data
 
 
 def admin_required(view: Callable) -> Callable:

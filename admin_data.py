@@ -85,7 +85,10 @@ def summarize(order: dict[str, Any]) -> Summary:
         country=str(order.get("country_code") or "").upper(), country_name=str(order.get("country_name") or ""),
         stars=stars if isinstance(stars, int) and not isinstance(stars, bool) else 0,
         price=_money(order.get("price")), cost=_money(order.get("cost")),
-        paid_day=_day(order.get("paid_at")), refunded_day=_day(order.get("refunded_at")),
+        paid_day=_day(order.get("paid_at")),
+        # An imported refunded order may lack refunded_at: its last change is the refund.
+        refunded_day=_day(order.get("refunded_at") or (order.get("status") == orders.REFUNDED
+                                                       and order.get("updated_at"))),
         failed_day=_day(order.get("failed_at")), attention=orders.attention(order) is not None,
         search=" ".join(str(k).lower() for k in keys if k),
     )
@@ -208,6 +211,7 @@ def row(order: dict[str, Any]) -> dict[str, Any]:
         "esim": "ready" if order.get("iccid") else ("pending" if status in (orders.PAID, orders.PROVISIONING)
                                                     else "none"),
         "delivery": ("delivered" if order.get("delivered_at") else "failed" if order.get("delivery_error")
+                     else "none" if order.get("imported")  # a record: the shop never sends it
                      else "pending" if status in (orders.PAID, orders.PROVISIONING, orders.COMPLETED) else "none"),
         "iccid": order.get("iccid"), "attention": orders.attention(order),
     }

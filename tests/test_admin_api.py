@@ -117,10 +117,16 @@ def test_a_cookie_post_without_its_csrf_token_is_refused(app, client, tma, teleg
     assert client.post(f"/api/admin/orders/{order['id']}/resend", headers=csrf).status_code == 200
 
 
-def test_logging_out_ends_the_session(client):
+def test_logging_out_ends_the_session_even_for_a_copy_of_its_cookie(client):
     csrf = sign_in(client)
+    copied = client.get_cookie("esimsdata_admin").value
     assert client.post("/admin/logout", headers=csrf).status_code == 200
     assert client.get("/api/admin/orders").status_code == 401
+    client.set_cookie("esimsdata_admin", copied)
+    assert client.get("/api/admin/orders").status_code == 401
+    assert client.post("/admin/logout", headers=csrf).status_code == 401
+    sign_in(client)  # a new session works
+    assert client.get("/api/admin/orders").status_code == 200
 
 
 def test_login_failures_are_limited_per_client(client):
