@@ -7,6 +7,7 @@ the fulfilment's own exactly-once paths.
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 from flask import Blueprint, Flask, Response, abort, g, jsonify, render_template, request
@@ -18,6 +19,7 @@ from admin_auth import (
     LoginThrottle,
     admin_required,
     client_address,
+    cross_site,
     end_session,
     new_csrf_token,
     password_matches,
@@ -43,10 +45,27 @@ def init_app(app: Flask) -> None:
     settings = extensions.settings(app)
     def small_file(name: str) -> JsonStore:
         return JsonStore(f"{settings.data_dir}/{name}", lock_timeout=settings.storage_lock_timeout)
-    extensions.init(app, admin_index=admin_data.OrderIndex(extensions.store(app)),
+    index = admin_data.OrderIndex(extensions.store(app))
+    if settings.admin_warm_up:
+        # Summarising every order takes a few seconds at 50,000 (bench/admin_bench.py): done in the background
+        # a little after start, once buyers' first requests are served, so the owner's first page is quick.
+        timer = threading.Timer(WARM_UP_AFTER_SECONDS, _warm, args=(index,))
+        timer.daemon = True  # never holds up a worker's exit
+        timer.start()
+    extensions.init(app, admin_index=index,
                     login_throttle=LoginThrottle(small_file("admin-logins.json")),
                     ended_sessions=small_file("admin-sessions.json"))
     app.register_blueprint(bp)
+
+
+WARM_UP_AFTER_SECONDS = 5.0
+
+
+def _warm(index: admin_data.OrderIndex) -> None:
+    try:
+        index.summaries()
+    except Exception:  # the first page builds them instead
+        log.exception("admin: could not summarise the orders in the background")
 
 
 def _index() -> admin_data.OrderIndex:
@@ -86,18 +105,21 @@ def console() -> str:
 @bp.post("/admin/login")
 def login() -> Any:
     client = client_address()
-    throttle: LoginThrottle = extensions.get("login_throttle")
-    wait = throttle.wait(client)
-    if wait:
-        log.warning("admin login refused for %s: too many failed attempts", client)
-        return api_error(429, "too_many_attempts", f"Too many attempts. Try again in {wait // 60 + 1} min.")
-    body = request.get_json(silent=True) if request.is_json else request.form
-    password = body.get("password") if isinstance(body, dict) else None
+    # JSON only (a cross-site form cannot send it without asking first), and never from another site's page:
+    # neither may use up the owner's attempts.
+    if cross_site() or not request.is_json:
+        log.warning("admin login from %s refused: %s", client, "cross-site" if cross_site() else "not JSON")
+        return api_error(403, "forbidden", "Sign in from the admin console's own page.")
     if not extensions.settings().admin_password:
         log.warning("admin login from %s, but ADMIN_PASSWORD is not set", client)
         return api_error(403, "login_disabled", "Login is off: set ADMIN_PASSWORD on the server.")
-    if not password_matches(password):
-        throttle.failed(client)
+    throttle: LoginThrottle = extensions.get("login_throttle")
+    wait = throttle.attempt(client)
+    if wait:
+        log.warning("admin login refused for %s: too many failed attempts", client)
+        return api_error(429, "too_many_attempts", f"Too many attempts. Try again in {wait // 60 + 1} min.")
+    body = request.get_json(silent=True)
+    if not password_matches(body.get("password") if isinstance(body, dict) else None):
         log.warning("admin login failed from %s", client)
         return api_error(401, "wrong_password", "Wrong password.")
     throttle.cleared(client)
@@ -187,7 +209,7 @@ def retry(order_id: str) -> Any:
         message = "The order could not be fulfilled; the buyer's Stars were refunded."
     else:
         reason = orders.attention(result) or result.get("last_error") or "the next attempt is scheduled"
-        message = f"Tried again; still {orders.STATUS_TEXT.get(result.get('status'), '?')}: {reason}"
+        message = f"Tried again; still {orders.STATUS_TEXT.get(str(result.get('status')), '?')}: {reason}"
     return _acted("retry", order_id, message, result)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import logging
 import secrets
 import time
@@ -36,6 +37,7 @@ SESSION_SECONDS = 12 * 3600  # a working day; then the owner logs in again
 CSRF_HEADER = "X-CSRF-Token"
 LOGIN_FAILURES_ALLOWED = 5  # per client in LOGIN_WINDOW_SECONDS; then 429 until the window moves on
 LOGIN_WINDOW_SECONDS = 15 * 60
+LOGIN_CLIENTS_KEPT = 5000  # the throttle file stays small whatever an attacker spreads his guesses over
 
 
 def _serializer(settings: Settings) -> URLSafeTimedSerializer | None:
@@ -59,7 +61,7 @@ def start_session(response: Response, csrf: str) -> None:
     serializer = _serializer(extensions.settings())
     assert serializer is not None  # only called after password_matches()
     response.set_cookie(COOKIE, serializer.dumps({"csrf": csrf}), max_age=SESSION_SECONDS, httponly=True,
-                        samesite="Strict", secure=request.is_secure, path="/")
+                        samesite="Strict", secure=_secure(), path="/")
 
 
 def end_session(response: Response) -> None:
@@ -71,7 +73,12 @@ def end_session(response: Response) -> None:
             for key in [k for k, until in ended.items() if not isinstance(until, int) or until < now]:
                 del ended[key]
             ended[_session_key(current["csrf"])] = now + SESSION_SECONDS
-    response.delete_cookie(COOKIE, path="/", httponly=True, samesite="Strict", secure=request.is_secure)
+    response.delete_cookie(COOKIE, path="/", httponly=True, samesite="Strict", secure=_secure())
+
+
+def _secure() -> bool:
+    # Behind nginx the request may look like plain http; the shop's public address says how browsers reach it.
+    return request.is_secure or extensions.settings().public_base_url.startswith("https://")
 
 
 def _session_key(csrf: str) -> str:
@@ -117,8 +124,20 @@ def admin_required(view: Callable) -> Callable:
     return wrapper
 
 
+def cross_site() -> bool:
+    """Whether a browser says this request comes from another site's page (which must not log in, nor use up
+    the owner's attempts)."""
+    site = request.headers.get("Sec-Fetch-Site")
+    if site is not None:
+        return site not in ("same-origin", "none")
+    origin = request.headers.get("Origin")
+    return origin is not None and origin.rstrip("/") != request.host_url.rstrip("/") \
+        and origin.rstrip("/") != extensions.settings().public_base_url
+
+
 def client_address() -> str:
-    """The caller's address: nginx on the same machine (the only proxy trusted) passes it in X-Forwarded-For."""
+    """The caller's address: nginx on the same machine (the only proxy trusted) passes it in X-Forwarded-For
+    (README: `proxy_set_header X-Forwarded-For $remote_addr`)."""
     remote = request.remote_addr or "?"
     forwarded = request.headers.get("X-Forwarded-For", "")
     if remote in ("127.0.0.1", "::1") and forwarded:
@@ -126,28 +145,41 @@ def client_address() -> str:
     return remote
 
 
+def _client_key(address: str) -> str:
+    """IPv6 clients by their /64 (one home or phone has a whole /64 to pick addresses from)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    return str(ipaddress.ip_network(f"{ip}/64", strict=False)) if ip.version == 6 else str(ip)
+
+
 class LoginThrottle:
-    """Failed logins per client address, shared by every process through a small file (data/admin-logins.json)."""
+    """Login attempts per client, shared by every process through a small file (data/admin-logins.json)."""
 
     def __init__(self, store: JsonStore) -> None:
         self.store = store
 
-    def wait(self, client: str) -> int:
-        """Seconds until this client may try again (0 = now)."""
-        recent = self._recent(self.store.read().get(client, []))
-        if len(recent) < LOGIN_FAILURES_ALLOWED:
-            return 0
-        return max(1, int(recent[0] + LOGIN_WINDOW_SECONDS - time.time()))
-
-    def failed(self, client: str) -> None:
+    def attempt(self, client: str) -> int:
+        """Count a login attempt now, under the lock (so parallel guesses are counted too); returns the seconds
+        this client must wait instead (0 = go ahead). A good password takes its attempt back (`cleared`)."""
+        key = _client_key(client)
         with self.store.transaction() as data:
             now = time.time()
-            for key in [k for k, v in data.items() if not self._recent(v, now)]:
-                del data[key]  # forget clients whose failures are all past the window
+            for old in [k for k, v in data.items() if not self._recent(v, now)]:
+                del data[old]  # forget clients whose attempts are all past the window
+            recent = self._recent(data.get(key, []), now)
+            if len(recent) >= LOGIN_FAILURES_ALLOWED:
+                return max(1, int(recent[0] + LOGIN_WINDOW_SECONDS - now))
             # Whole seconds: this file is read back with the store's JSON reading, which makes fractions Decimal.
-            data[client] = [*self._recent(data.get(client, []), now), int(now)][-LOGIN_FAILURES_ALLOWED:]
+            data[key] = [*recent, int(now)]
+            if len(data) > LOGIN_CLIENTS_KEPT:
+                for old in sorted(data, key=lambda k: max(data[k]))[:len(data) - LOGIN_CLIENTS_KEPT]:
+                    del data[old]
+            return 0
 
     def cleared(self, client: str) -> None:
+        client = _client_key(client)
         if client in self.store.read():
             with self.store.transaction() as data:
                 data.pop(client, None)

@@ -11,17 +11,22 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
+from urllib.parse import quote
 
 import orders
 from catalogue import flag
 from messages import plan_title
+from qr import lpa_for
 from storage import OrderStore, decode_order
+
+log = logging.getLogger("admin")
 
 PER_PAGE = 50
 MAX_PER_PAGE = 200
@@ -51,20 +56,26 @@ class Summary:
     country_name: str
     stars: int
     price: Decimal | None
-    cost: Decimal | None
+    cost: Decimal | None  # what eSIM Go charged, once it sold the eSIM
     paid_day: str | None
+    bought_day: str | None
     refunded_day: str | None
-    failed_day: str | None
+    failed_day: str | None  # the shop could not fulfil it (an owner's refund is no failure)
     attention: bool
     search: str  # lower-case id, orderReference, ICCID, charge id, user id, @username, joined by spaces
 
 
 def _money(value: Any) -> Decimal | None:
     try:
-        amount = Decimal(str(value)) if value not in (None, "") else None
+        amount = Decimal(str(value)) if value not in (None, "") and not isinstance(value, bool) else None
     except InvalidOperation:
         return None
-    return amount if amount is not None and amount.is_finite() else None
+    return amount if amount is not None and amount.is_finite() and abs(amount) < orders.MAX_USD else None
+
+
+def _stars(value: Any) -> int:
+    text = str(value) if isinstance(value, (int, str)) and not isinstance(value, bool) else ""
+    return int(text) if orders.is_digits(text) and int(text) < orders.MAX_STARS else 0
 
 
 def _day(value: Any) -> str | None:
@@ -72,24 +83,36 @@ def _day(value: Any) -> str | None:
     return moment.astimezone(UTC).date().isoformat() if moment else None
 
 
-def summarize(order: dict[str, Any]) -> Summary:
+def summarize(key: str, order: dict[str, Any]) -> Summary:
+    """The summary of the order stored under `key`; a record too odd to read becomes a bare one (and a log line),
+    never an error: one imported order must not take the console down."""
+    try:
+        return _summary(key, order)
+    except Exception:
+        log.exception("admin: order %s cannot be summarised; listed bare", key)
+        return Summary(id=key, created=0.0, day="", user="", username="", status=str(order.get("status")),
+                       country="", country_name="", stars=0, price=None, cost=None, paid_day=None, bought_day=None,
+                       refunded_day=None, failed_day=None, attention=False, search=key.lower())
+
+
+def _summary(key: str, order: dict[str, Any]) -> Summary:
     created = orders.parse_time(order.get("created_at"))
     username = str(order.get("telegram_username") or "").lstrip("@").lower()
-    keys = (order.get("id"), order.get("orderReference"), order.get("iccid"),
-            order.get("telegram_payment_charge_id"), order.get("telegram_user_id"), "@" + username if username else "")
-    stars = order.get("stars")
+    keys = (key, order.get("orderReference"), order.get("iccid"), order.get("telegram_payment_charge_id"),
+            order.get("telegram_user_id"), "@" + username if username else "")
     return Summary(
-        id=str(order.get("id")), created=created.timestamp() if created else 0.0,
+        id=key, created=created.timestamp() if created else 0.0,
         day=created.astimezone(UTC).date().isoformat() if created else "",
         user=str(order.get("telegram_user_id") or ""), username=username, status=str(order.get("status") or ""),
         country=str(order.get("country_code") or "").upper(), country_name=str(order.get("country_name") or ""),
-        stars=stars if isinstance(stars, int) and not isinstance(stars, bool) else 0,
-        price=_money(order.get("price")), cost=_money(order.get("cost")),
-        paid_day=_day(order.get("paid_at")),
+        stars=_stars(order.get("stars")), price=_money(order.get("price")),
+        cost=_money(order.get("cost")) if order.get("orderReference") or order.get("imported") else None,
+        paid_day=_day(order.get("paid_at")), bought_day=_day(order.get("bought_at") or order.get("paid_at")),
         # An imported refunded order may lack refunded_at: its last change is the refund.
         refunded_day=_day(order.get("refunded_at") or (order.get("status") == orders.REFUNDED
                                                        and order.get("updated_at"))),
-        failed_day=_day(order.get("failed_at")), attention=orders.attention(order) is not None,
+        failed_day=None if order.get("refund_by_owner") else _day(order.get("failed_at")),
+        attention=orders.attention(order) is not None,
         search=" ".join(str(k).lower() for k in keys if k),
     )
 
@@ -113,7 +136,7 @@ class OrderIndex:
             for place, (key, raw) in enumerate(lines.items()):
                 cached = self._cache.get(key)
                 if cached is None or cached[0] is not raw:  # a new or changed order: its line is a new object
-                    self._cache[key] = (raw, summarize(decode_order(raw)), place)
+                    self._cache[key] = (raw, summarize(key, decode_order(raw)), place)
                     changed = True
             if len(self._cache) != len(lines):
                 for key in [k for k in self._cache if k not in lines]:
@@ -190,8 +213,18 @@ def parse_filters(args: Any) -> Filters:
                    attention=_one(args, "attention") in ("1", "true", "yes"))
 
 
-def row(order: dict[str, Any]) -> dict[str, Any]:
-    """One order as a line of the console's table."""
+def row(order: dict[str, Any], key: str | None = None) -> dict[str, Any]:
+    """One order (stored under `key`) as a line of the console's table; an unreadable record gives a bare line."""
+    key = key or str(order.get("id"))
+    try:
+        return _row(order, key)
+    except Exception:
+        log.exception("admin: order %s cannot be shown in full; shown bare", key)
+        return {"id": key, "status": str(order.get("status")), "status_text": "Unreadable record", "tone": "bad",
+                "attention": None}
+
+
+def _row(order: dict[str, Any], key: str) -> dict[str, Any]:
     status = str(order.get("status") or "")
     _, tone = orders.STATUS_LABELS.get(status, (None, ""))
     price, cost = _money(order.get("price")), _money(order.get("cost"))
@@ -199,7 +232,7 @@ def row(order: dict[str, Any]) -> dict[str, Any]:
     paid = bool(order.get("paid_at") or order.get("telegram_payment_charge_id")) or status in (
         orders.PAID, orders.PROVISIONING, orders.COMPLETED, orders.FAILED)
     return {
-        "id": order.get("id"), "created_at": order.get("created_at"),
+        "id": key, "created_at": order.get("created_at"),
         "telegram_user_id": order.get("telegram_user_id"), "telegram_username": order.get("telegram_username"),
         "country_code": order.get("country_code"), "country_name": order.get("country_name"),
         "flag": flag(str(order.get("country_code") or "")), "bundle_name": order.get("bundle_name"),
@@ -232,19 +265,19 @@ def page_of(index: OrderIndex, args: Any) -> dict[str, Any]:
     per_page = _whole(args, "per_page", PER_PAGE, 1, MAX_PER_PAGE)
     found = find(index, filters)
     shown = found[(page - 1) * per_page:page * per_page]
-    rows = [row(o) for o in (index.store.get(s.id) for s in shown) if o is not None]
+    rows = [row(o, s.id) for s, o in ((s, index.store.get(s.id)) for s in shown) if o is not None]
     return {"orders": rows, "total": len(found), "page": page, "per_page": per_page}
 
 
 def detail(order: dict[str, Any]) -> dict[str, Any]:
     """GET /api/admin/orders/<id>: every field, the history (recorded, or told from the timestamps of an order
     older than the history), what may be done with it, and its install code."""
-    from qr import lpa_for
-
     has_esim = bool(order.get("smdpAddress") and order.get("matchingId"))
-    return {"order": order, "row": row(order), "history": order.get("history") or _told_history(order),
+    history = order.get("history")
+    return {"order": order, "row": row(order),
+            "history": history if isinstance(history, list) and history else _told_history(order),
             "actions": orders.owner_actions(order), "lpa": lpa_for(order) if has_esim else None,
-            "qr_url": f"/api/admin/orders/{order['id']}/qr.png" if has_esim else None}
+            "qr_url": f"/api/admin/orders/{quote(str(order.get('id')), safe='')}/qr.png" if has_esim else None}
 
 
 def _told_history(order: dict[str, Any]) -> list[dict[str, Any]]:
@@ -262,10 +295,12 @@ def csv_text(index: OrderIndex, args: Any) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(CSV_FIELDS)
+    lines = index.store.lines()  # one snapshot, not a locked lookup per row
     for summary in find(index, filters):
-        order = index.store.get(summary.id)
-        if order is None:
+        raw = lines.get(summary.id)
+        if raw is None:
             continue
+        order = decode_order(raw)
         price, cost = _money(order.get("price")), _money(order.get("cost"))
         values = {**order, "margin": _usd(price - cost) if price is not None and cost is not None else ""}
         writer.writerow([_cell(values.get(name)) for name in CSV_FIELDS])
@@ -294,9 +329,13 @@ def _add_sale(totals: dict[str, Any], s: Summary) -> None:
     totals["orders"] += 1
     totals["stars"] += s.stars
     totals["usd"] += s.price or 0
-    if s.cost is not None:
-        totals["cost"] += s.cost
-        totals["margin"] += (s.price or 0) - s.cost
+    totals["margin"] += s.price or 0
+
+
+def _add_cost(totals: dict[str, Any], s: Summary) -> None:
+    """What eSIM Go charged, on the day it sold the eSIM: refunded or not, the shop paid it."""
+    totals["cost"] += s.cost or 0
+    totals["margin"] -= s.cost or 0
 
 
 def _public(totals: dict[str, Any]) -> dict[str, Any]:
@@ -325,6 +364,8 @@ def stats(index: OrderIndex, args: Any, today: date | None = None) -> dict[str, 
                 place["orders"] += 1
                 place["stars"] += s.stars
                 place["usd"] += s.price or 0
+        if s.cost is not None and s.bought_day in per_day:
+            _add_cost(per_day[s.bought_day], s)
         if s.refunded_day in per_day:
             per_day[s.refunded_day]["refunds"] += 1
         if s.failed_day in per_day:
@@ -358,6 +399,8 @@ def buyers(index: OrderIndex, args: Any) -> dict[str, Any]:
     people: dict[str, dict[str, Any]] = {}
     newest_first = index.summaries()
     for rank, s in enumerate(reversed(newest_first)):  # oldest first: the first order seen is the first made
+        if not s.user:
+            continue  # an imported record without a buyer
         person = people.get(s.user)
         if person is None:
             person = people[s.user] = {"telegram_user_id": s.user, "telegram_username": None, "orders": 0,

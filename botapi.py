@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
@@ -62,6 +63,15 @@ def _markup(buttons: Sequence[Button] | None) -> types.InlineKeyboardMarkup | No
     return markup
 
 
+# A request's URL holds the bot token and, for pyTelegramBotAPI, every parameter (a caption's activation code).
+_URL = re.compile(r"(https?://|/bot\d+:)\S*")
+
+
+def scrub(text: str) -> str:
+    """An HTTP library's error text without the URLs in it, so it may be logged, stored and shown."""
+    return _URL.sub("<url>", text)[:300]
+
+
 class BotApi:
     """The shop's Bot API client. One per app; `telebot` is the pyTelegramBotAPI instance the webhook's
     handlers are registered on."""
@@ -83,9 +93,9 @@ class BotApi:
             kind = TelegramPermanent if code in (400, 403) else TelegramRetryable
             raise kind(f"{what}: {exc.description}", code) from exc
         except apihelper.ApiException as exc:  # not Telegram's JSON (a proxy's 502 page, a cut-off answer)
-            raise TelegramRetryable(f"{what}: {exc}") from exc
+            raise TelegramRetryable(f"{what}: {scrub(str(exc))}") from exc
         except requests.RequestException as exc:
-            raise TelegramRetryable(f"{what}: {type(exc).__name__}: {exc}") from exc
+            raise TelegramRetryable(f"{what}: {type(exc).__name__}: {scrub(str(exc))}") from exc
 
     # ---- payments ------------------------------------------------------------------------------
 

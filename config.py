@@ -27,6 +27,9 @@ DEMO_BOT_TOKEN = "1000000001:DEMO-esimsdata-sandbox-token"
 DEMO_ADMIN_PASSWORD = "demo"
 
 
+ADMIN_SECRET_LENGTHS = {"ADMIN_PASSWORD": 12, "ADMIN_TOKEN": 24}
+
+
 class ConfigError(RuntimeError):
     """The configuration cannot run the shop; the message says what to set."""
 
@@ -142,6 +145,7 @@ class Settings:
     catalogue_refresh_hours: float = 24.0
     catalogue_retry_seconds: float = 60.0
     catalogue_background: bool = True  # tests switch the thread off and load explicitly
+    admin_warm_up: bool = True  # a web worker summarises the orders for the admin console soon after start
     # A starting worker waits this long for its plans before it serves (first start: one process fetches).
     catalogue_startup_wait_seconds: float = 45.0
     # Buyer auth (SPEC §4): initData older than this is refused.
@@ -230,6 +234,10 @@ def load_settings(overrides: Mapping[str, Any] | None = None, env_file: Path | N
                 "APP_ENV=production but these settings are empty: " + ", ".join(missing)
                 + ". Set them in .env (see .env.example)."
             )
+        short = [f"{name} (at least {length} characters)" for name, length in ADMIN_SECRET_LENGTHS.items()
+                 if 0 < len(getattr(settings, name.lower())) < length]
+        if short:  # the admin console guards every order: no guessable secret in a real shop
+            raise ConfigError("APP_ENV=production but these are too short: " + ", ".join(short) + ".")
     if not settings.esimgo_api_key and not settings.telegram_bot_token:
         settings = _demo(settings)
     elif not settings.esimgo_api_key or not settings.telegram_bot_token:

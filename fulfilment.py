@@ -107,8 +107,9 @@ class Fulfilment:
 
     def start(self, order_id: str) -> threading.Thread | None:
         """Settle a freshly paid order in a background thread of this process (unless switched off)."""
-        if not self.inline:
-            return None
+        return self._in_thread(order_id) if self.inline else None
+
+    def _in_thread(self, order_id: str) -> threading.Thread:
         thread = threading.Thread(target=self.settle, args=(order_id,), name=f"fulfil-{order_id}", daemon=True)
         thread.start()
         self._threads = [t for t in self._threads if t.is_alive()] + [thread]
@@ -198,7 +199,10 @@ class Fulfilment:
             self._step(order)
         except Exception as exc:  # never leave a lease behind; the next round tries again
             log.exception("order %s: step failed unexpectedly", order_id)
-            self._save(order_id, last_error=f"internal: {exc}", next_attempt_at=self._later(order, "step"))
+            # Counted, so a step that keeps failing (eSIM Go's order list unreadable) backs off to 5 min.
+            order["step_attempts"] = int(order.get("step_attempts") or 0) + 1
+            self._save(order_id, last_error=f"internal: {exc}", next_attempt_at=self._later(order, "step"),
+                       step_attempts=order["step_attempts"])
         current = self.store.get(order_id)
         return due_in(current, _now()) if current else None
 
@@ -396,68 +400,68 @@ class Fulfilment:
 
     # ---- the owner's actions (admin console) --------------------------------------------------
 
-    def retry_now(self, order_id: str, budget: float = 20.0) -> dict[str, Any]:
-        """Take a stuck or failed order's next step now, through the same leased path as the worker (so an order
-        that has an eSIM is never bought again); keeps at it for up to `budget` seconds. The order after."""
+    def retry_now(self, order_id: str, answer_within: float = 15.0) -> dict[str, Any]:
+        """Take a stuck or failed order's next steps now, through the same leased path as the worker (so an order
+        that has an eSIM is never bought again). They run in a thread of their own, like a fresh payment's; the
+        owner gets the order as it is after `answer_within` seconds, finished or not (the page can look again)."""
         order = self._owner_claimable(order_id, "retry")
 
         def clear(current: dict[str, Any]) -> None:
             current.pop("next_attempt_at", None)
+            current.pop("step_attempts", None)
             if current.get("status") == orders.COMPLETED and not current.get("delivered_at"):
                 current.pop("delivery_error", None)  # a failed delivery is tried again from the start
                 current["delivery_attempts"] = 0
             orders.record(current, "retry", str(orders.attention(order) or current.get("last_error") or ""))
         self.store.update(order_id, clear)
-        deadline = time.monotonic() + budget
-        while True:
-            wait = self.advance(order_id)
-            if wait is None or time.monotonic() + wait > deadline:
-                break
-            time.sleep(wait)
+        self._in_thread(order_id).join(answer_within)
         return self.store.get(order_id) or order
 
     def refund_now(self, order_id: str, reason: str) -> dict[str, Any]:
         """The owner's refund of a paid order: its Stars go back and the buyer is told. The order after."""
-        self._owner_claimable(order_id, "refund")
-        lease = _iso(_now() + self.lease)
-        with self.store.transaction() as tx:  # claimed like a step, so no process buys it meanwhile
-            current = tx.get(order_id)
-            if current is None or orders.leased(current) or not orders.owner_actions(current)["refund"]:
-                raise OwnerActionError(409, "busy", "The shop is working on this order right now. Try again in "
-                                                    "a minute.")
-            current["lease_until"] = lease
-            orders.record(current, "refund", reason)
+        claimed = self._owner_claim(order_id, "refund", reason)
+
+        def owners(current: dict[str, Any]) -> None:
             current["refund_reason"] = f"refunded by the owner: {reason}" if reason else "refunded by the owner"
-            claimed = copy.deepcopy(current)
-        if claimed["status"] == orders.PAID:
-            self._fail(claimed, claimed["refund_reason"])  # paid, nothing bought: failed, then refunded
-        else:
-            self._refund(claimed)
+            current["refund_by_owner"] = True  # the buyer is told it was the shop's refund, not a failure
+            if current["status"] == orders.PAID:  # paid, nothing bought: the refund step takes it from "failed"
+                orders.move(current, orders.FAILED)
+        self._refund(self.store.update(order_id, owners) or claimed)
         return self.store.get(order_id) or claimed
 
     def resend(self, order_id: str) -> dict[str, Any]:
         """Send a completed order's eSIM message to its buyer again. The order after."""
-        order = self._owner_claimable(order_id, "resend")
+        order = self._owner_claim(order_id, "resend")
         try:
             message_id = self.send_esim(order)
         except TelegramError as exc:
-            error = str(exc)
-            self.store.update(order_id, lambda o: orders.record(o, "resend_failed", error))
+            self._save(order_id, event=("resend_failed", str(exc)))
             raise OwnerActionError(502, "telegram_failed", f"Telegram did not take the message: {exc}") from exc
+        return self._save(order_id, event=("resent", f"Telegram message {message_id}"), delivery_error=None,
+                          delivered_at=order.get("delivered_at") or orders.now_iso())
 
-        def sent(current: dict[str, Any]) -> None:
-            orders.record(current, "resent", f"Telegram message {message_id}")
-            current.setdefault("delivered_at", orders.now_iso())
-            current.pop("delivery_error", None)
-        return self.store.update(order_id, sent) or order
+    def _owner_claim(self, order_id: str, action: str, detail: str = "") -> dict[str, Any]:
+        """Hold the order for an owner's action, as a step does (no other process touches it meanwhile), after
+        checking again under the lock that the action is still allowed; records the action. Released by the
+        action's `_save`."""
+        self._owner_claimable(order_id, action)
+        with self.store.transaction() as tx:
+            current = tx.get(order_id)
+            if current is None or orders.leased(current) or not orders.owner_actions(current)[action]:
+                raise OwnerActionError(409, "busy", "The shop is working on this order right now. Try again in "
+                                                    "a minute.")
+            current["lease_until"] = _iso(_now() + self.lease)
+            orders.record(current, action, detail)
+            return copy.deepcopy(current)
 
     def _owner_claimable(self, order_id: str, action: str) -> dict[str, Any]:
         order = self.store.get(order_id)
         if order is None:
             raise OwnerActionError(404, "not_found", "No such order.")
         if not orders.owner_actions(order)[action]:
+            status = orders.STATUS_TEXT.get(str(order.get("status")), "?")
             raise OwnerActionError(409, "not_allowed", f"This order cannot be {ACTION_WORDS[action]} now "
-                                                       f"(it is {orders.STATUS_TEXT.get(order.get('status'), '?')}).")
+                                                       f"(it is {status}).")
         if orders.leased(order):
             raise OwnerActionError(409, "busy", "The shop is working on this order right now. Try again in a minute.")
         return order
@@ -479,12 +483,11 @@ class Fulfilment:
         except TelegramError as exc:
             self._refund_failed(order, exc, transient=isinstance(exc, TelegramRetryable))
             return
-        delivered = order.get("status") == orders.COMPLETED  # the owner refunds an eSIM the buyer has
         refunded = self._save(oid, orders.REFUNDED, refunded_at=orders.now_iso(), next_attempt_at=None,
                               refund_error=None)
         log.info("order %s: %s Stars refunded to %s", oid, order.get("stars"), user_id)
         lang = order.get("language") or "en"
-        self._notify(user_id, t("refunded_by_shop" if delivered else "refunded", lang,
+        self._notify(user_id, t("refunded_by_shop" if order.get("refund_by_owner") else "refunded", lang,
                                 plan=plan_title(refunded, lang), stars=refunded.get("stars"), order_id=oid))
         username = f"@{order['telegram_username']}" if order.get("telegram_username") else ""
         self._alert_admins("refunded", oid, reason=order.get("refund_reason") or "", user_id=user_id,

@@ -142,7 +142,7 @@ def app_text(key: str, lang: str | None) -> str:
 
 def area_name(order: dict[str, Any], lang: str | None = None) -> str:
     """An order's destination in the buyer's language ("Таиланд", "Европа", "Весь мир")."""
-    name = order.get("country_name") or order.get("bundle_name") or "eSIM"
+    name = str(order.get("country_name") or order.get("bundle_name") or "eSIM")
     if lang != "ru":
         return name
     code = str(order.get("country_code") or "")
@@ -160,11 +160,16 @@ def plan_title(order: dict[str, Any], lang: str | None = None) -> str:
     """"Thailand · 1 GB · 7 days" style summary of an order's plan (1 GB = 1000 MB, as eSIM Go counts)."""
     ru = lang == "ru"
     parts = [area_name(order, lang)]
+    data_mb, days = _whole(order.get("data_mb")), _whole(order.get("duration_days"))  # imported: anything
     if order.get("unlimited"):
         parts.append("Безлимит" if ru else "Unlimited")
-    elif order.get("data_mb"):
-        parts.append(f"{int(order['data_mb']) / 1000:g} {'ГБ' if ru else 'GB'}")
-    if order.get("duration_days"):
-        days = int(order["duration_days"])
+    elif data_mb:
+        parts.append(f"{data_mb / 1000:g} {'ГБ' if ru else 'GB'}")
+    if days:
         parts.append(f"{days} {'дн.' if ru else ('day' if days == 1 else 'days')}")
     return " · ".join(parts)
+
+
+def _whole(value: Any) -> int | None:
+    text = str(value) if isinstance(value, (int, str)) and not isinstance(value, bool) else ""
+    return int(text) if text.isascii() and text.isdigit() and len(text) < 10 else None

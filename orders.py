@@ -37,7 +37,7 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     PAID: frozenset({PROVISIONING, COMPLETED, FAILED}),
     PROVISIONING: frozenset({COMPLETED, FAILED}),
     FAILED: frozenset({REFUNDED}),
-    COMPLETED: frozenset({REFUNDED}),  # only the owner refunds a delivered eSIM (the admin console)
+    COMPLETED: frozenset(),  # refunded only on the owner's word: see `move`
     REFUNDED: frozenset(),
 }
 STATUSES = frozenset(TRANSITIONS)
@@ -94,9 +94,11 @@ def parse_time(value: Any) -> datetime | None:
         return None
     try:
         moment = datetime.fromisoformat(str(value))
-    except ValueError:
+        moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        moment.astimezone(UTC)  # a year-1 time with a zone east of UTC cannot be: treat it as unreadable
+    except (ValueError, OverflowError):
         return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return moment
 
 
 def new_order_id() -> str:
@@ -109,9 +111,14 @@ def can_move(current: str, new: str) -> bool:
 
 
 def move(order: dict[str, Any], new: str, **fields: Any) -> None:
-    """Set `order`'s status to `new` (with `fields`), or raise ValueError if that move goes backwards."""
+    """Set `order`'s status to `new` (with `fields`), or raise ValueError if that move goes backwards.
+
+    One move is not in TRANSITIONS: a completed order becomes refunded when the owner refunds it in the admin
+    console (`refund_by_owner`, which only the console sets): the operator API and the shop itself cannot.
+    """
     current = order.get("status", AWAITING_PAYMENT)
-    if not can_move(current, new):
+    owners_refund = current == COMPLETED and new == REFUNDED and order.get("refund_by_owner") is True
+    if not (can_move(current, new) or owners_refund):
         raise ValueError(f"order {order.get('id')}: status {current} cannot become {new}")
     order.update(fields)
     order["status"] = new
@@ -141,7 +148,11 @@ def record(order: dict[str, Any], event: str, detail: str = "") -> None:
     entry = {"at": now_iso(), "event": event, "by": _actor.get()}
     if detail:
         entry["detail"] = str(detail)[:300]
-    order["history"] = [*order.get("history", []), entry][-HISTORY_KEPT:]
+    history = order.get("history")
+    history = [*(history if isinstance(history, list) else []), entry]
+    if len(history) > HISTORY_KEPT:  # keep how it began (created, paid) and the latest
+        history = history[:2] + history[-(HISTORY_KEPT - 2):]
+    order["history"] = history
 
 
 # What happens next to an order (`next_step`): the buyer pays, then fulfilment buys, collects, delivers or refunds.
@@ -288,9 +299,10 @@ def owner_actions(order: dict[str, Any]) -> dict[str, bool]:
     """What the admin console may do with this order now."""
     status = order.get("status")
     has_esim = bool(order.get("iccid") and (order.get("matchingId") or order.get("top_up_of")))
-    paid_by_stars = bool(order.get("telegram_payment_charge_id"))
+    buyer = is_digits(str(order.get("telegram_user_id") or ""))  # someone to send to and refund
+    paid_by_stars = buyer and bool(order.get("telegram_payment_charge_id"))
     return {
-        "resend": status == COMPLETED and has_esim,
+        "resend": status == COMPLETED and has_esim and buyer,
         "retry": not order.get("imported") and (
             status in (PAID, PROVISIONING, FAILED)
             or (status == COMPLETED and not order.get("delivered_at") and bool(order.get("delivery_error")))),

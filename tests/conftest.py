@@ -80,6 +80,7 @@ def make_config(data_dir: Path, esimgo: EsimGoSandbox, telegram: TelegramSandbox
         "ADMIN_TOKEN": ADMIN_TOKEN,
         "ADMIN_TELEGRAM_IDS": str(ADMIN_ID),
         "CATALOGUE_BACKGROUND": "0",
+        "ADMIN_WARM_UP": "0",
     }
     config.update(overrides)
     return config

@@ -96,14 +96,29 @@ def test_a_wrong_password_is_refused_and_the_right_one_opens_a_strict_session(cl
     right = client.post("/admin/login", json={"password": PASSWORD})
     cookie = right.headers["Set-Cookie"]
     assert right.status_code == 200 and "HttpOnly" in cookie and "SameSite=Strict" in cookie
-    assert "Max-Age=43200" in cookie and "Secure" not in cookie  # plain http here; https below
-    assert client.get("/api/admin/session").get_json()["csrf"] == right.get_json()["csrf"]
-    assert client.get("/api/admin/orders").status_code == 200
+    assert "Max-Age=43200" in cookie and "; Secure" in cookie  # the shop's address is https
+    assert client.get("/api/admin/session", base_url="https://localhost").get_json()["csrf"] == \
+        right.get_json()["csrf"]
+    assert client.get("/api/admin/orders", base_url="https://localhost").status_code == 200
 
 
-def test_the_session_cookie_is_secure_over_https(client):
-    response = client.post("/admin/login", json={"password": PASSWORD}, base_url="https://shop.example.test")
+@pytest.mark.settings(PUBLIC_BASE_URL="http://127.0.0.1:8000")
+def test_the_session_cookie_is_secure_whenever_the_request_came_over_https(client):
+    assert "Secure" not in client.post("/admin/login", json={"password": PASSWORD}).headers["Set-Cookie"]
+    response = client.post("/admin/login", json={"password": PASSWORD}, base_url="https://127.0.0.1:8000")
     assert "; Secure" in response.headers["Set-Cookie"]
+
+
+def test_another_sites_page_can_neither_log_in_nor_use_up_the_owners_attempts(client):
+    for _ in range(8):
+        cross = client.post("/admin/login", json={"password": "guess"}, headers={"Sec-Fetch-Site": "cross-site"})
+        assert cross.status_code == 403
+        assert client.post("/admin/login", data={"password": "guess"}).status_code == 403  # a plain form
+        assert client.post("/admin/login", json={"password": "guess"},
+                           headers={"Origin": "https://evil.example"}).status_code == 403
+    assert client.post("/admin/login", json={"password": PASSWORD}, headers={"Sec-Fetch-Site": "same-origin",
+                                                                            "Origin": "https://shop.example.test"}
+                       ).status_code == 200
 
 
 def test_a_cookie_post_without_its_csrf_token_is_refused(app, client, tma, telegram):
@@ -138,6 +153,11 @@ def test_login_failures_are_limited_per_client(client):
     # Another client is not locked out by someone else's guessing.
     assert client.post("/admin/login", json={"password": PASSWORD},
                        headers={"X-Forwarded-For": "198.51.100.9"}).status_code == 200
+    # An IPv6 client has a whole /64 to take addresses from: it counts as one.
+    for n in range(5):
+        client.post("/admin/login", json={"password": "guess"}, headers={"X-Forwarded-For": f"2001:db8::{n + 1}"})
+    assert client.post("/admin/login", json={"password": PASSWORD},
+                       headers={"X-Forwarded-For": "2001:db8::ffff"}).status_code == 429
 
 
 @pytest.mark.settings(ADMIN_PASSWORD="")
@@ -260,7 +280,8 @@ def test_stats_count_sales_refunds_and_buyers(app, client, tma):
     today = stats["days"][-1]
     assert len(stats["days"]) == 7 and today["date"] == second["created_at"][:10]
     assert (today["orders"], today["stars"], today["usd"], today["refunds"]) == (1, 314, "3.06", 1)
-    assert today["cost"] == "2.26" and today["margin"] == "0.80"
+    # eSIM Go was paid for both eSIMs, refunded or not: the day lost money.
+    assert today["cost"] == "4.52" and today["margin"] == "-1.46"
     assert stats["periods"]["today"] == stats["periods"]["30d"] == {k: v for k, v in today.items() if k != "date"}
     assert stats["countries"] == [{"country_code": "TH", "country_name": "Thailand", "flag": "🇹🇭", "orders": 1,
                                    "stars": 314, "usd": "3.06"}]
@@ -345,3 +366,49 @@ def test_actions_on_a_wrong_state_or_unknown_order_are_a_clear_4xx(app, client, 
     unknown = client.post(f"/api/admin/orders/ord_20261122_ffffffffff/{action}", headers=TOKEN)
     assert unknown.status_code == 404 and unknown.get_json()["error"] == "not_found"
     assert store(app).get(waiting["order_id"])["status"] == "awaiting_payment"
+
+
+def test_an_owners_refund_of_a_paid_order_is_no_failure_for_the_buyer_or_the_stats(app, client, tma, telegram):
+    order = paid_order(app, client, tma, settle=False)  # paid, nothing bought yet (the worker has not run)
+    answer = client.post(f"/api/admin/orders/{order['id']}/refund", headers=TOKEN)
+    assert answer.status_code == 200, answer.get_json()
+    told = telegram.calls("sendMessage", chat_id=BUYER)[-1].params["text"]
+    assert "has been refunded" in told and "could not" not in told
+    stats = client.get("/api/admin/stats", headers=TOKEN).get_json()
+    assert (stats["days"][-1]["refunds"], stats["days"][-1]["failures"], stats["days"][-1]["cost"]) == (1, 0, "0.00")
+
+
+def test_the_operator_api_cannot_mark_a_delivered_order_refunded(app, client, tma, telegram):
+    order = paid_order(app, client, tma)
+    answer = client.post("/api/orders", headers={"X-Service-Token": SERVICE_TOKEN},
+                         json={"id": order["id"], "status": "refunded"})
+    assert answer.status_code == 409 and store(app).get(order["id"])["status"] == "completed"
+    assert telegram.calls("refundStarPayment") == []
+
+
+def test_odd_records_from_an_older_file_never_take_the_console_down(data_dir, config):
+    import json
+
+    from app import create_app
+
+    odd = [{"id": "dup", "telegram_user_id": 42, "status": "completed", "price": "1e30", "stars": "314"},
+           {"id": "dup", "telegram_user_id": 42, "status": "refunded", "created_at": "0001-01-01T00:00:00+05:00"},
+           {"telegram_user_id": 42, "status": "completed", "country_name": 5, "data_mb": "1GB",
+            "duration_days": "7.5", "history": 5},
+           {"id": "odd-status", "status": ["x"], "needs_attention": "check this", "created_at": "yesterday"}]
+    (data_dir / "orders.json").write_text(json.dumps({"42": odd[:3], "43": odd[3:]}))
+    app = create_app(config)
+    client = app.test_client()
+    try:
+        listing = client.get("/api/admin/orders", headers=TOKEN)
+        assert listing.status_code == 200
+        rows = listing.get_json()["orders"]
+        assert listing.get_json()["total"] == len(rows) == 4 and len({r["id"] for r in rows}) == 4
+        for path in ("/api/admin/orders.csv", "/api/admin/stats", "/api/admin/users",
+                     "/api/admin/orders?q=dup", "/api/admin/orders?attention=1"):
+            assert client.get(path, headers=TOKEN).status_code == 200, path
+        for row in rows:
+            assert client.get(f"/api/admin/orders/{row['id']}", headers=TOKEN).status_code in (200, 404), row
+        assert client.get("/api/admin/orders/odd-status", headers=TOKEN).status_code == 200
+    finally:
+        app.extensions["esimsdata"]["store"].close()

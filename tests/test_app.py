@@ -103,6 +103,14 @@ def test_production_refuses_to_start_without_its_secrets():
         load_settings({"APP_ENV": "production"})
 
 
+def test_production_refuses_short_admin_secrets():
+    real = {"APP_ENV": "production", "TELEGRAM_BOT_TOKEN": "1:x", "ESIMGO_API_KEY": "k", "SERVICE_TOKEN": "s",
+            "TELEGRAM_WEBHOOK_SECRET": "s", "PUBLIC_BASE_URL": "https://shop.example"}
+    with pytest.raises(ConfigError, match=r"ADMIN_PASSWORD \(at least 12 characters\), ADMIN_TOKEN"):
+        load_settings({**real, "ADMIN_TOKEN": "short", "ADMIN_PASSWORD": "letmein"})
+    assert load_settings({**real, "ADMIN_TOKEN": "t" * 24, "ADMIN_PASSWORD": ""}).admin_token == "t" * 24
+
+
 @pytest.mark.parametrize("app_env", ["development", "test", "staging", ""])
 def test_a_real_bot_token_without_a_webhook_secret_never_starts(app_env):
     # Otherwise anyone could post a successful_payment to the webhook and be sent a real eSIM.
