@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
 from flask import Blueprint, Flask, Response, abort, g, jsonify, render_template, request
@@ -62,8 +63,10 @@ WARM_UP_AFTER_SECONDS = 5.0
 
 
 def _warm(index: admin_data.OrderIndex) -> None:
+    started = time.monotonic()
     try:
-        index.summaries()
+        count = len(index.summaries())
+        log.info("admin: %d orders summarised for the console in %.3fs", count, time.monotonic() - started)
     except Exception:  # the first page builds them instead
         log.exception("admin: could not summarise the orders in the background")
 
