@@ -117,9 +117,14 @@
     return Number.isNaN(date.getTime()) ? String(isoDate) : day.format(date);
   }
 
+  // "@name" whether or not the stored username already has its "@"; "" when there is none.
+  function handle(username) {
+    return username ? "@" + String(username).replace(/^@/, "") : "";
+  }
+
   function buyerName(id, username) {
-    const handle = username ? "@" + String(username).replace(/^@/, "") : "";
-    return handle ? `${handle} · ${id}` : String(id ?? "—");
+    const at = handle(username);
+    return at ? `${at} · ${id}` : String(id ?? "—");
   }
 
   function text(value) {
@@ -129,6 +134,11 @@
 
   function timeNode(iso) {
     return el("time", { datetime: iso || null, text: when(iso) });
+  }
+
+  // The ⚠ before a "needs attention" reason: decoration, so screen readers skip it.
+  function warnIcon() {
+    return el("span", { "aria-hidden": "true", text: "⚠ " });
   }
 
   function statusBadge(row) {
@@ -194,6 +204,42 @@
   function failed(error) {
     if (error instanceof ApiError && error.status === 401) return;  // back at the login form already
     notice(error.message || String(error), "bad");
+  }
+
+  /* GET url and render(answer), but only if this is still the newest load of its kind (typing, paging and
+     Refresh overlap: a slow older answer must not overwrite a newer one) and the owner is still signed in.
+     With a summaryId, that line says loadingText meanwhile and is emptied again if this load fails. */
+  async function loadLatest(kind, url, render, summaryId, loadingText) {
+    const seq = ++state.seq[kind];
+    const summary = summaryId ? $(summaryId) : null;
+    if (summary) summary.textContent = loadingText;
+    try {
+      const answer = await api(url);
+      if (seq !== state.seq[kind] || !state.signedIn) return;
+      render(answer);
+    } catch (error) {
+      if (summary && seq === state.seq[kind]) summary.textContent = "";
+      failed(error);
+    }
+  }
+
+  /* The "Page x of y" pager under a list (ids <prefix>-page, -prev, -next): the page the server answered (else
+     the one asked for), ‹ off on the first page, › off on the last. Returns the numbers for the summary line. */
+  function renderPager(prefix, answer, currentPage) {
+    const total = Number(answer.total) || 0;
+    const page = Number(answer.page) || currentPage;
+    const perPage = Number(answer.per_page) || PER_PAGE;
+    const pages = Math.max(1, Math.ceil(total / perPage));
+    $(prefix + "-page").textContent = `Page ${count(page)} of ${count(pages)}`;
+    $(prefix + "-prev").disabled = page <= 1;
+    $(prefix + "-next").disabled = page >= pages;
+    return { total, page, perPage };
+  }
+
+  // A list's table body: the rows, or one row across all columns saying why there are none.
+  function fillTable(bodyId, rows, columns, emptyText) {
+    $(bodyId).replaceChildren(...(rows.length ? rows
+      : [el("tr", { class: "empty" }, el("td", { colspan: columns, text: emptyText }))]));
   }
 
   // ---- login ---------------------------------------------------------------------------------------------
@@ -305,18 +351,13 @@
 
   // ---- dashboard -----------------------------------------------------------------------------------------
 
-  async function loadStats() {
-    const seq = ++state.seq.stats;
-    try {
-      const stats = await api("/api/admin/stats?days=30");
-      if (seq !== state.seq.stats || !state.signedIn) return;
+  function loadStats() {
+    return loadLatest("stats", "/api/admin/stats?days=30", (stats) => {
       renderPeriods(stats.periods || {});
       renderChart(stats.days || []);
       for (const country of stats.countries || []) rememberCountry(country);
       renderCountryOptions();
-    } catch (error) {
-      failed(error);
-    }
+    });
   }
 
   function renderPeriods(periods) {
@@ -370,23 +411,16 @@
 
   // ---- needs attention -----------------------------------------------------------------------------------
 
-  async function loadAttention() {
-    const seq = ++state.seq.attention;
-    try {
-      const answer = await api(`/api/admin/orders?attention=1&page=1&per_page=${ATTENTION_MAX}`);
-      if (seq !== state.seq.attention || !state.signedIn) return;
-      renderAttention(answer.orders || [], answer.total || 0);
-    } catch (error) {
-      failed(error);
-    }
+  function loadAttention() {
+    return loadLatest("attention", `/api/admin/orders?attention=1&page=1&per_page=${ATTENTION_MAX}`,
+      (answer) => renderAttention(answer.orders || [], answer.total || 0));
   }
 
   function renderAttention(rows, total) {
     const list = $("attention-list");
     list.replaceChildren(...rows.map((row) => el("li", { "data-order": row.id }, [
       el("a", { href: "#order=" + encodeURIComponent(row.id) }, [
-        el("span", { class: "attention-reason" }, [el("span", { "aria-hidden": "true", text: "⚠ " }),
-          row.attention || row.status_text || "Needs a look"]),
+        el("span", { class: "attention-reason" }, [warnIcon(), row.attention || row.status_text || "Needs a look"]),
         el("span", { class: "attention-what" }, `${row.flag || ""} ${row.country_name || row.country_code || ""} · ${row.plan || row.bundle_name || ""}`.trim()),
         el("span", { class: "attention-who hint" }, `${buyerName(row.telegram_user_id, row.telegram_username)} · ${when(row.created_at)}`),
       ]),
@@ -394,10 +428,7 @@
     if (total > rows.length) {
       const more = el("button", { type: "button", class: "ghost small", text: `Show all ${count(total)}` });
       more.addEventListener("click", () => {
-        state.filters = { ...emptyFilters(), attention: true };
-        state.page = 1;
-        writeFilters();
-        loadOrders();
+        applyFilters({ ...emptyFilters(), attention: true });
         $("orders-title").scrollIntoView({ block: "start" });
       });
       list.append(el("li", { class: "more" }, more));
@@ -447,6 +478,14 @@
     $("f-attention").checked = f.attention;
   }
 
+  // Show the orders list with these filters, from its first page, the form showing them too.
+  function applyFilters(filters) {
+    state.filters = filters;
+    state.page = 1;
+    writeFilters();
+    loadOrders();
+  }
+
   function describeFilters() {
     const f = state.filters;
     const active = f.statuses.length + (f.from ? 1 : 0) + (f.to ? 1 : 0) + (f.country ? 1 : 0) + (f.attention ? 1 : 0);
@@ -456,47 +495,28 @@
     $("csv").setAttribute("href", "/api/admin/orders.csv?" + orderQuery().toString());
   }
 
-  async function loadOrders() {
+  function loadOrders() {
     describeFilters();
-    const seq = ++state.seq.orders;
     const query = orderQuery();
     query.set("page", String(state.page));
     query.set("per_page", String(PER_PAGE));
-    $("orders-summary").textContent = "Loading orders…";
-    try {
-      const answer = await api("/api/admin/orders?" + query.toString());
-      if (seq !== state.seq.orders || !state.signedIn) return;
-      renderOrders(answer);
-    } catch (error) {
-      if (seq === state.seq.orders) $("orders-summary").textContent = "";
-      failed(error);
-    }
+    return loadLatest("orders", "/api/admin/orders?" + query.toString(), renderOrders, "orders-summary", "Loading orders…");
   }
 
   function renderOrders(answer) {
     const rows = answer.orders || [];
-    const total = Number(answer.total) || 0;
-    const page = Number(answer.page) || state.page;
-    const perPage = Number(answer.per_page) || PER_PAGE;
+    const { total, page, perPage } = renderPager("orders", answer, state.page);
     for (const row of rows) {
       rememberCountry(row);
       if (row.telegram_username) state.userNames[row.telegram_user_id] = row.telegram_username;
     }
     renderCountryOptions();
-    $("orders-body").replaceChildren(...rows.map(orderRow));
-    if (!rows.length) {
-      $("orders-body").append(el("tr", { class: "empty" },
-        el("td", { colspan: 7, text: total ? "No orders on this page." : "No orders match." })));
-    }
+    fillTable("orders-body", rows.map(orderRow), 7, total ? "No orders on this page." : "No orders match.");
     const first = total ? (page - 1) * perPage + 1 : 0;
     const last = Math.min(total, (page - 1) * perPage + rows.length);
     $("orders-summary").textContent = total
       ? `${count(first)}–${count(last)} of ${count(total)} ${total === 1 ? "order" : "orders"}, newest first`
       : "No orders match these filters.";
-    const pages = Math.max(1, Math.ceil(total / perPage));
-    $("orders-page").textContent = `Page ${count(page)} of ${count(pages)}`;
-    $("orders-prev").disabled = page <= 1;
-    $("orders-next").disabled = page >= pages;
     describeFilters();
   }
 
@@ -507,7 +527,7 @@
       el("td", { class: "c-time", "data-label": "Time" }, [link, el("span", { class: "sub mono", text: row.id })]),
       el("td", { class: "c-buyer", "data-label": "Buyer" }, [
         el("span", { class: "mono", text: row.telegram_user_id }),
-        row.telegram_username ? el("span", { class: "sub", text: "@" + String(row.telegram_username).replace(/^@/, "") }) : null,
+        row.telegram_username ? el("span", { class: "sub", text: handle(row.telegram_username) }) : null,
       ]),
       el("td", { class: "c-dest", "data-label": "Destination" }, [
         el("span", { class: "flag", "aria-hidden": "true", text: row.flag || "" }), " ",
@@ -522,7 +542,7 @@
       ]),
       el("td", { class: "c-status", "data-label": "Status" }, [
         statusBadge(row),
-        row.attention ? el("span", { class: "sub attention-note" }, [el("span", { "aria-hidden": "true", text: "⚠ " }), row.attention]) : null,
+        row.attention ? el("span", { class: "sub attention-note" }, [warnIcon(), row.attention]) : null,
       ]),
       el("td", { class: "c-states", "data-label": "Payment · eSIM · Delivery" }, stateTags(row)),
     ]);
@@ -554,40 +574,26 @@
 
   function filterByUser(id, username) {
     if (username) state.userNames[id] = username;
-    state.filters = { ...emptyFilters(), user: String(id) };
-    state.page = 1;
-    writeFilters();
     showView("orders");
-    loadOrders();
+    applyFilters({ ...emptyFilters(), user: String(id) });
     $("orders-title").scrollIntoView({ block: "start" });
   }
 
   // ---- buyers --------------------------------------------------------------------------------------------
 
-  async function loadUsers() {
-    const seq = ++state.seq.users;
+  function loadUsers() {
     const query = new URLSearchParams({ page: String(state.usersPage), per_page: String(PER_PAGE) });
     if (state.usersQuery) query.set("q", state.usersQuery);
-    $("users-summary").textContent = "Loading buyers…";
-    try {
-      const answer = await api("/api/admin/users?" + query.toString());
-      if (seq !== state.seq.users || !state.signedIn) return;
-      renderUsers(answer);
-    } catch (error) {
-      if (seq === state.seq.users) $("users-summary").textContent = "";
-      failed(error);
-    }
+    return loadLatest("users", "/api/admin/users?" + query.toString(), renderUsers, "users-summary", "Loading buyers…");
   }
 
   function renderUsers(answer) {
     const users = answer.users || [];
-    const total = Number(answer.total) || 0;
-    const page = Number(answer.page) || state.usersPage;
-    const perPage = Number(answer.per_page) || PER_PAGE;
-    $("users-body").replaceChildren(...users.map((user) => {
+    const { total } = renderPager("users", answer, state.usersPage);
+    fillTable("users-body", users.map((user) => {
       const id = user.telegram_user_id;
       const open = el("button", { type: "button", class: "link", "aria-label": `Orders of ${buyerName(id, user.telegram_username)}` }, [
-        user.telegram_username ? el("span", { text: "@" + String(user.telegram_username).replace(/^@/, "") }) : null,
+        user.telegram_username ? el("span", { text: handle(user.telegram_username) }) : null,
         el("span", { class: user.telegram_username ? "sub mono" : "mono", text: id }),
       ]);
       open.addEventListener("click", () => filterByUser(id, user.telegram_username));
@@ -600,15 +606,8 @@
         el("td", { "data-label": "First order" }, timeNode(user.first_order_at)),
         el("td", { "data-label": "Last order" }, timeNode(user.last_order_at)),
       ]);
-    }));
-    if (!users.length) {
-      $("users-body").append(el("tr", { class: "empty" }, el("td", { colspan: 6, text: "No buyers match." })));
-    }
-    const pages = Math.max(1, Math.ceil(total / perPage));
+    }), 6, "No buyers match.");
     $("users-summary").textContent = total ? `${count(total)} ${total === 1 ? "buyer" : "buyers"}, most recent first` : "";
-    $("users-page").textContent = `Page ${count(page)} of ${count(pages)}`;
-    $("users-prev").disabled = page <= 1;
-    $("users-next").disabled = page >= pages;
   }
 
   // ---- order detail --------------------------------------------------------------------------------------
@@ -699,8 +698,8 @@
       el("p", { class: "detail-what" }, [el("span", { class: "flag", "aria-hidden": "true", text: row.flag || "" }), " ",
         `${row.country_name || order.country_name || row.country_code || ""} · ${row.plan || row.bundle_name || ""}`]),
       el("p", {}, [statusBadge(row), " ", stateTags(row)]),
-      row.attention ? el("p", { class: "attention-note", role: "note" }, [el("span", { "aria-hidden": "true", text: "⚠ " }),
-        "Needs attention: ", row.attention]) : null,
+      row.attention ? el("p", { class: "attention-note", role: "note" }, [warnIcon(), "Needs attention: ", row.attention])
+        : null,
     ]);
 
     const sections = [head, actionsSection(answer, outcome)];
@@ -709,8 +708,7 @@
     buyer.addEventListener("click", () => { closeDetail(); filterByUser(row.telegram_user_id, row.telegram_username); });
     sections.push(el("section", { class: "detail-section d-buyer" }, [el("h3", { text: "Buyer" }), el("dl", {}, [
       field("Telegram user id", pick("telegram_user_id"), { mono: true, key: "telegram_user_id" }),
-      field("Username", pick("telegram_username") ? "@" + String(pick("telegram_username")).replace(/^@/, "") : null,
-        { key: "telegram_username" }),
+      field("Username", handle(pick("telegram_username")) || null, { key: "telegram_username" }),
     ]), buyer]));
 
     const esim = [el("h3", { text: "eSIM" })];
@@ -845,6 +843,22 @@
 
   // ---- wiring --------------------------------------------------------------------------------------------
 
+  /* A search form: submitting searches at once; typing searches once the typing pauses. Returns the "search
+     now" function, which also drops a pending typed search. */
+  function wireSearch(formId, inputId, search) {
+    let typing = null;
+    const now = () => { clearTimeout(typing); search(); };
+    $(formId).addEventListener("submit", (event) => { event.preventDefault(); now(); });
+    $(inputId).addEventListener("input", () => { clearTimeout(typing); typing = setTimeout(now, SEARCH_DELAY_MS); });
+    return now;
+  }
+
+  // ‹ and › under a list: move state[pageKey] one page (never below 1) and load the list again.
+  function wirePager(prefix, pageKey, load) {
+    $(prefix + "-prev").addEventListener("click", () => { state[pageKey] = Math.max(1, state[pageKey] - 1); load(); });
+    $(prefix + "-next").addEventListener("click", () => { state[pageKey] += 1; load(); });
+  }
+
   function wire() {
     $("login-form").addEventListener("submit", login);
     $("logout").addEventListener("click", logout);
@@ -856,27 +870,14 @@
     $("f-statuses").replaceChildren(...STATUSES.map(([value, label]) => el("label", { class: "check-chip" }, [
       el("input", { type: "checkbox", name: "status", value }), el("span", { text: label }),
     ])));
-    let typing = null;
-    const apply = () => { clearTimeout(typing); readFilters(); loadOrders(); };
-    $("filters").addEventListener("submit", (event) => { event.preventDefault(); apply(); });
+    const apply = wireSearch("filters", "f-q", () => { readFilters(); loadOrders(); });
     $("filters").addEventListener("change", (event) => { if (event.target.id !== "f-q") apply(); });
-    $("f-q").addEventListener("input", () => { clearTimeout(typing); typing = setTimeout(apply, SEARCH_DELAY_MS); });
-    $("f-clear").addEventListener("click", () => {
-      state.filters = emptyFilters();
-      state.page = 1;
-      writeFilters();
-      loadOrders();
-    });
+    $("f-clear").addEventListener("click", () => applyFilters(emptyFilters()));
     $("user-filter-clear").addEventListener("click", () => { state.filters.user = ""; state.page = 1; loadOrders(); });
-    $("orders-prev").addEventListener("click", () => { state.page = Math.max(1, state.page - 1); loadOrders(); });
-    $("orders-next").addEventListener("click", () => { state.page += 1; loadOrders(); });
+    wirePager("orders", "page", loadOrders);
 
-    let typingUsers = null;
-    const applyUsers = () => { clearTimeout(typingUsers); state.usersQuery = $("u-q").value.trim(); state.usersPage = 1; loadUsers(); };
-    $("users-filters").addEventListener("submit", (event) => { event.preventDefault(); applyUsers(); });
-    $("u-q").addEventListener("input", () => { clearTimeout(typingUsers); typingUsers = setTimeout(applyUsers, SEARCH_DELAY_MS); });
-    $("users-prev").addEventListener("click", () => { state.usersPage = Math.max(1, state.usersPage - 1); loadUsers(); });
-    $("users-next").addEventListener("click", () => { state.usersPage += 1; loadUsers(); });
+    wireSearch("users-filters", "u-q", () => { state.usersQuery = $("u-q").value.trim(); state.usersPage = 1; loadUsers(); });
+    wirePager("users", "usersPage", loadUsers);
 
     const dialog = $("detail");
     $("detail-close").addEventListener("click", closeDetail);
