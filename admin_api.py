@@ -151,10 +151,14 @@ def whoami() -> Any:
 # ---- orders --------------------------------------------------------------------------------------
 
 
-@bp.get("/api/admin/orders")
+# The console's lists and sums: each is what admin_data makes of the query string (a QueryError is a 400).
+READERS = {"orders": admin_data.page_of, "stats": admin_data.stats, "users": admin_data.buyers}
+
+
+@bp.get("/api/admin/<any(orders, stats, users):view>")
 @admin_required
-def order_list() -> Any:
-    return jsonify(admin_data.page_of(_index(), request.args))
+def read(view: str) -> Any:
+    return jsonify(READERS[view](_index(), request.args))
 
 
 @bp.get("/api/admin/orders.csv")
@@ -228,18 +232,3 @@ def refund(order_id: str) -> Any:
         raise OwnerActionError(502, "refund_failed", f"Telegram did not refund it: {result.get('refund_error')}. "
                                                      "It stays in Needs attention.")
     return _acted("refund", order_id, f"Refunded {result.get('stars')} ⭐; the buyer was told.", result)
-
-
-# ---- sales and buyers ----------------------------------------------------------------------------
-
-
-@bp.get("/api/admin/stats")
-@admin_required
-def stats() -> Any:
-    return jsonify(admin_data.stats(_index(), request.args))
-
-
-@bp.get("/api/admin/users")
-@admin_required
-def users() -> Any:
-    return jsonify(admin_data.buyers(_index(), request.args))

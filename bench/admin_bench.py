@@ -49,11 +49,11 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "bench")]
 
-from storage_bench import fetch_catalogue, free_port, rss_mb  # noqa: E402
-
+from report import chosen_sizes, markdown_table  # noqa: E402
 from sandboxes.esimgo import EsimGoSandbox  # noqa: E402
 from sandboxes.telegram import TelegramSandbox  # noqa: E402
 from storage import OrderStore  # noqa: E402
+from storage_bench import fetch_catalogue, free_port, rss_mb  # noqa: E402
 
 BOT_TOKEN = "123456789:BENCH-token"
 ADMIN_TOKEN = "bench-admin-token-0123456789abcdef"
@@ -467,12 +467,8 @@ def table(results: list[Result], probes_names: list[str]) -> str:
         ("web worker resident: orders loaded → summaries built → after these runs",
          lambda r: f"{r.rss_loaded:.0f} → {r.rss_index:.0f} → {r.rss_end:.0f} MB"),
     ]
-    lines = ["| measure | " + " | ".join(rows[0][1](r) for r in results) + " |",
-             "|---|" + "---|" * len(results)]
-    for name, fn in rows[1:]:
-        lines.append(f"| {name} | " + " | ".join(fn(r) for r in results) + " |")
     errors = [f"- {r.label}: {r.error}" for r in results if r.error]
-    return "\n".join(lines + errors)
+    return "\n".join(markdown_table(rows, results) + errors)
 
 
 def main() -> int:
@@ -480,10 +476,7 @@ def main() -> int:
     parser.add_argument("--sizes", default="10k,50k", help="comma-separated: " + ", ".join(SIZES))
     parser.add_argument("--runs", type=int, default=30, help="timed calls of each request (warm)")
     args = parser.parse_args()
-    labels = [s.strip() for s in args.sizes.split(",") if s.strip()]
-    unknown = [s for s in labels if s not in SIZES]
-    if unknown:
-        parser.error(f"unknown sizes: {', '.join(unknown)}")
+    labels = chosen_sizes(parser, args.sizes, SIZES)
     logging.disable(logging.CRITICAL)
     workdir = Path(tempfile.mkdtemp(prefix="esimsdata-admin-bench-"))
     esimgo, telegram = EsimGoSandbox().start(), TelegramSandbox().start()

@@ -40,6 +40,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "bench")]
 import updates  # noqa: E402
 from auth import sign_init_data  # noqa: E402
 from history import FIRST_USER, make_history, write_earlier_layout  # noqa: E402
+from report import chosen_sizes, markdown_table  # noqa: E402
 from sandboxes.esimgo import EsimGoSandbox  # noqa: E402
 from sandboxes.telegram import TelegramSandbox  # noqa: E402
 
@@ -296,12 +297,8 @@ def table(results: list[Result]) -> str:
         ("orders.json current after burst", lambda r: "at once" if r.file_current is None
          else f"{r.file_current:.2f} s"),
     ]
-    lines = ["| measure | " + " | ".join(rows[0][1](r) for r in results) + " |",
-             "|---|" + "---|" * len(results)]
-    for name, fn in rows[1:]:
-        lines.append(f"| {name} | " + " | ".join(fn(r) for r in results) + " |")
     errors = [f"- {r.label} ({r.code}): {r.error}" for r in results if r.error]
-    return "\n".join(lines + errors)
+    return "\n".join(markdown_table(rows, results) + errors)
 
 
 def main() -> int:
@@ -311,10 +308,7 @@ def main() -> int:
     parser.add_argument("--baseline", metavar="REV", help="also measure this git commit (e.g. the version before)")
     parser.add_argument("--baseline-runs", type=int, default=5)
     args = parser.parse_args()
-    labels = [s.strip() for s in args.sizes.split(",") if s.strip()]
-    unknown = [s for s in labels if s not in SIZES]
-    if unknown:
-        parser.error(f"unknown sizes: {', '.join(unknown)}")
+    labels = chosen_sizes(parser, args.sizes, SIZES)
     logging.disable(logging.CRITICAL)
     workdir = Path(tempfile.mkdtemp(prefix="esimsdata-storage-bench-"))
     esimgo, telegram = EsimGoSandbox().start(), TelegramSandbox().start()

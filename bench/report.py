@@ -1,0 +1,22 @@
+"""How the benches print their results: one markdown table, a column per measured size, side by side."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+
+def markdown_table(rows: Sequence[tuple[str, Callable[[Any], str]]], results: Sequence[Any]) -> list[str]:
+    """The table's lines: the first row names the columns, each further row is (measure, result -> cell)."""
+    lines = ["| measure | " + " | ".join(rows[0][1](r) for r in results) + " |", "|---|" + "---|" * len(results)]
+    lines += [f"| {name} | " + " | ".join(cell(r) for r in results) + " |" for name, cell in rows[1:]]
+    return lines
+
+
+def chosen_sizes(parser: Any, text: str, sizes: dict[str, Any]) -> list[str]:
+    """The sizes named in `--sizes` ("10k,50k"), in order; an unknown one is the command line's error."""
+    labels = [s.strip() for s in text.split(",") if s.strip()]
+    unknown = [s for s in labels if s not in sizes]
+    if unknown:
+        parser.error(f"unknown sizes: {', '.join(unknown)}")
+    return labels
