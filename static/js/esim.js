@@ -1,6 +1,7 @@
 /* esim.js — one order's page (/esim/<order_id>) from GET /api/orders/<id>. While the eSIM is prepared it
    says so and polls; once ready: the QR (our signed, short-lived PNG URL), SM-DP+ address and activation
-   code with copy buttons, the iPhone one-tap link, usage and days left, top-up, and the install steps. */
+   code with copy buttons, the iPhone one-tap link, usage (used, left, days left, when it was measured; a warning
+   at 80 %, and at 100 % "used up" with Top up as the primary button), top-up, and the install steps. */
 (function (ES) {
   "use strict";
 
@@ -34,32 +35,50 @@
       ]);
     }
 
-    function usageCard(usage) {
+    // "Updated 5 minutes ago" / "Обновлено 5 минут назад"; a week or more back, the local date and time.
+    function measuredText(iso) {
+      const at = new Date(iso);
+      if (!iso || isNaN(at)) return null;
+      const seconds = Math.max(0, (Date.now() - at.getTime()) / 1000); // a clock ahead of ours reads "just now"
+      if (seconds < 60) return t("usage_updated_now");
+      if (seconds >= 7 * 86400 || !Intl.RelativeTimeFormat) return t("usage_updated", { when: ES.date(iso) });
+      const [unit, size] = seconds < 3600 ? ["minute", 60] : seconds < 86400 ? ["hour", 3600] : ["day", 86400];
+      const when = new Intl.RelativeTimeFormat(ES.lang, { numeric: "auto" }).format(-Math.floor(seconds / size), unit);
+      return t("usage_updated", { when });
+    }
+
+    function usageCard(info, measuredAt) {
       const parts = [el("h2", { class: "section-title", text: t("usage_title") })];
-      if (!usage) {
+      const daysLeft = info && info.daysLeft !== null ? el("span", { text: ES.tn("days_left", info.daysLeft) }) : null;
+      const lines = [];
+      if (info && info.unlimited) {
+        lines.push(el("div", { class: "line" }, [el("span", { text: t("unlimited") }), daysLeft]));
+      } else if (info && info.total) {
+        lines.push(
+          el("div", { class: "line" }, [
+            el("span", { text: t("used_of", { used: ES.bytes(info.used || 0), total: ES.bytes(info.total) }) }),
+          ]),
+          ES.usageBar(info),
+          el("div", { class: "line hint" }, [el("span", { text: t("left", { left: ES.bytes(info.left || 0) }) }), daysLeft]),
+        );
+      } else if (daysLeft) {
+        lines.push(el("div", { class: "line hint" }, [daysLeft]));
+      }
+      if (!lines.length) {
         parts.push(el("div", { class: "card usage hint", text: t("usage_unknown") }));
         return parts;
       }
-      const lines = [];
-      if (usage.unlimited) {
-        lines.push(el("div", { class: "line" }, [el("span", { text: t("unlimited") })]));
-      } else if (usage.total_bytes) {
-        const percent = Math.max(0, Math.min(100, Number(usage.percent) || (100 * usage.used_bytes) / usage.total_bytes));
-        lines.push(
-          el("div", { class: "line" }, [
-            el("span", { text: t("used_of", { used: ES.bytes(usage.used_bytes || 0), total: ES.bytes(usage.total_bytes) }) }),
-          ]),
-          el("div", { class: "bar", role: "progressbar", "aria-valuemin": "0", "aria-valuemax": "100",
-            "aria-valuenow": String(Math.round(percent)) }, [el("span", { style: "width:" + percent.toFixed(1) + "%" })]),
-          el("div", { class: "line hint" }, [
-            el("span", { text: t("left", { left: ES.bytes(Math.max(0, usage.remaining_bytes || 0)) }) }),
-          ]),
-        );
+      if (info.level) {
+        lines.push(el("p", { class: "usage-status " + info.level, id: "usage-status" }, [
+          el("strong", { text: ES.usageLevelText(info) }),
+          info.level === "out" ? " " + t("usage_out_hint") : null,
+        ]));
       }
-      if (usage.days_left !== null && usage.days_left !== undefined) {
-        lines.push(el("div", { class: "line hint" }, [el("span", { text: ES.tn("days_left", usage.days_left) })]));
+      const measured = measuredText(measuredAt);
+      if (measured) {
+        lines.push(el("time", { class: "measured hint", datetime: measuredAt, title: ES.date(measuredAt), text: measured }));
       }
-      parts.push(el("div", { class: "card usage" }, lines.length ? lines : [t("usage_unknown")]));
+      parts.push(el("div", { class: "card usage" }, lines));
       return parts;
     }
 
@@ -96,9 +115,13 @@
       if (order.lpa) codes.push(codeRow(t("lpa_label"), order.lpa));
       if (order.iccid) codes.push(codeRow(t("iccid_label"), order.iccid));
       if (codes.length) nodes.push(el("div", { class: "card codes" }, codes));
-      nodes.push(...usageCard(order.usage));
+      const usage = ES.usageInfo(order.usage);
+      nodes.push(...usageCard(usage, order.usage && order.usage.measured_at));
       if (order.iccid) {
-        nodes.push(el("button", { type: "button", class: "button secondary", id: "top-up", text: t("topup"), onclick: topUp }));
+        // Data used up: topping up is what the buyer came for, so it is the page's primary button.
+        const usedUp = usage && usage.level === "out";
+        nodes.push(el("button", { type: "button", class: usedUp ? "button" : "button secondary", id: "top-up",
+          text: t("topup"), onclick: topUp }));
       }
       return { nodes, ios: onIphoneLink(ios) };
     }
