@@ -81,12 +81,14 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from pages import bp as pages_bp
     from shop_api import bp as shop_api_bp
     from shop_api import qr_bp
+    from usage import bp as usage_bp
 
     app.register_blueprint(shop_api_bp)
     app.register_blueprint(qr_bp)
     app.register_blueprint(assets_bp)
     app.register_blueprint(pages_bp)
     app.register_blueprint(demo_bp)
+    app.register_blueprint(usage_bp)
 
     @app.after_request
     def protect(response):  # type: ignore[no-untyped-def]

@@ -17,11 +17,12 @@ from telebot import TeleBot, types
 
 import extensions
 import orders
+import usage
 from botapi import BotApi, Button, TelegramError, app_button
 from config import Settings
 from errors import api_error
-from messages import app_text, language_of, plan_title, t
-from purchase import answer_pre_checkout, record_payment
+from messages import app_text, language_of, plan_title, t, usage_line
+from purchase import answer_pre_checkout, record_outside_refund, record_payment
 from storage import JsonStore
 
 log = logging.getLogger(__name__)
@@ -83,7 +84,8 @@ def _register_handlers(bot: TeleBot, api: BotApi) -> None:
         for order in reversed(mine):
             key, _ = orders.STATUS_LABELS.get(str(order.get("status")), (str(order.get("status")), ""))
             status = app_text(key, lang)
-            lines.append(f"• {plan_title(order, lang)} — {status} ({order['id']})")
+            left = usage_line(usage.for_buyer(order, extensions.store()), lang)
+            lines.append(f"• {plan_title(order, lang)} — {status}{' · ' + left if left else ''} ({order['id']})")
         api.send_text(message.chat.id, "\n".join(lines), _shop_button(lang, "/my-esims", "open_my_esims"))
 
     @bot.pre_checkout_query_handler(func=lambda query: True)
@@ -103,6 +105,11 @@ def _register_handlers(bot: TeleBot, api: BotApi) -> None:
             extensions.store().update(query.invoice_payload, lambda o: o.update(pre_checkout=decision))
         except Exception:
             log.exception("pre-checkout %s: decision not recorded", query.id)
+
+    # pyTelegramBotAPI gives a refunded_payment message no content type: matched by the field itself.
+    @bot.message_handler(content_types=[None], func=lambda m: getattr(m, "refunded_payment", None) is not None)
+    def refunded_elsewhere(message: types.Message) -> None:
+        record_outside_refund(extensions.store(), extensions.get("fulfilment"), message.refunded_payment)
 
     @bot.message_handler(content_types=["successful_payment"])
     def paid(message: types.Message) -> None:

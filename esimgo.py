@@ -223,6 +223,7 @@ class BundleUsage:
     remaining_bytes: int
     unlimited: bool
     assigned_at: str | None = None
+    reference: str | None = None  # the assignment's reference, as usage callbacks name the bundle
 
 
 @dataclass(frozen=True)
@@ -518,6 +519,7 @@ class EsimGoClient:
                         remaining_bytes=int(a.get("remainingQuantity") or 0),
                         unlimited=bool(a.get("unlimited")),
                         assigned_at=a.get("assignmentDateTime"),
+                        reference=str(a.get("assignmentReference") or "") or None,
                     ))
                 except (TypeError, ValueError) as exc:
                     raise EsimGoBadResponse(f"bundle assignment not understood: {exc}") from None

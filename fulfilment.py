@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orders
+import usage
 from botapi import BotApi, Button, TelegramError, TelegramPermanent, TelegramRetryable, app_button, link_button
 from config import Settings
 from esimgo import (
@@ -102,6 +103,7 @@ class Fulfilment:
         self._lease_noted: dict[str, Any] = {}  # order id -> the lease last reported, to say it once
         self._threads: list[threading.Thread] = []  # settling threads this instance started
         self._next_prune = 0.0
+        self._next_reminders = 0.0
 
     # ---- driving -----------------------------------------------------------------------------
 
@@ -151,6 +153,9 @@ class Fulfilment:
         if time.monotonic() >= self._next_prune:
             self._next_prune = time.monotonic() + 3600  # hourly is plenty for invoices kept for days
             prune_expired(self.store, timedelta(days=self.prune_days), now)
+        if time.monotonic() >= self._next_reminders:
+            self._next_reminders = time.monotonic() + 60  # "ends tomorrow" is not a matter of seconds
+            usage.remind_due(self.store, self.bot, self.public_url, now)
         return done
 
     def _leased_elsewhere(self, order: dict[str, Any], now: datetime) -> bool:
@@ -186,7 +191,7 @@ class Fulfilment:
             minutes = (now - paid_at).total_seconds() / 60
             log.error("order %s: paid %.0f min ago and still %s (%s); flagged for the admin", order["id"], minutes,
                       marked.get("status"), flag["reason"])
-            self._alert_admins("stuck", order["id"], status=marked.get("status"), minutes=f"{minutes:.0f}",
+            self.alert_admins("stuck", order["id"], status=marked.get("status"), minutes=f"{minutes:.0f}",
                                reason=flag["reason"], user_id=order.get("telegram_user_id"), stars=order.get("stars"))
 
     def advance(self, order_id: str) -> float | None:
@@ -387,7 +392,7 @@ class Fulfilment:
                 # The eSIM stays available in the Mini App; the admin can resend it.
                 self._save(oid, delivery_attempts=attempts, delivery_error=str(exc),
                            event=("delivery_failed", str(exc)))
-                self._alert_admins("undelivered", oid, user_id=order["telegram_user_id"], error=exc)
+                self.alert_admins("undelivered", oid, user_id=order["telegram_user_id"], error=exc)
             else:
                 order["delivery_attempts"] = attempts
                 self._save(oid, delivery_attempts=attempts, last_error=f"delivery: {exc}",
@@ -490,7 +495,7 @@ class Fulfilment:
         self._notify(user_id, t("refunded_by_shop" if order.get("refund_by_owner") else "refunded", lang,
                                 plan=plan_title(refunded, lang), stars=refunded.get("stars"), order_id=oid))
         username = f"@{order['telegram_username']}" if order.get("telegram_username") else ""
-        self._alert_admins("refunded", oid, reason=order.get("refund_reason") or "", user_id=user_id,
+        self.alert_admins("refunded", oid, reason=order.get("refund_reason") or "", user_id=user_id,
                            username=username, bundle=order.get("bundle_name") or "-", stars=order.get("stars"))
 
     def _refund_failed(self, order: dict[str, Any], exc: Exception, transient: bool) -> None:
@@ -500,7 +505,7 @@ class Fulfilment:
         self._save(order["id"], refund_attempts=attempts, refund_error=str(exc),
                    next_attempt_at=self._later(order, "refund"), event=("refund_failed", str(exc)))
         if attempts == 1 or not transient:
-            self._alert_admins("refund_failed", order["id"], stars=order.get("stars"),
+            self.alert_admins("refund_failed", order["id"], stars=order.get("stars"),
                                user_id=order.get("telegram_user_id"), error=exc)
 
     # ---- messages ----------------------------------------------------------------------------
@@ -511,7 +516,7 @@ class Fulfilment:
         except TelegramError as exc:
             log.warning("could not message %s: %s", chat_id, exc)
 
-    def _alert_admins(self, key: str, order_id: str, **values: Any) -> None:
+    def alert_admins(self, key: str, order_id: str, **values: Any) -> None:
         """Tell the shop's admins (ADMIN_TELEGRAM_IDS), with a link to the order in the admin console."""
         text = admin_text(key, order_id=order_id, link=f"{self.public_url}/admin/orders.html#order={order_id}",
                           **values)

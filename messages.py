@@ -94,6 +94,8 @@ TEXTS: dict[str, dict[str, str]] = {
                  "ru": "📶 Израсходовано 80% трафика eSIM ({plan}). Пополнить можно в приложении."},
     "usage_100": {"en": "📶 The data on your eSIM ({plan}) is used up. Top up in the app to stay online.",
                   "ru": "📶 Трафик eSIM ({plan}) закончился. Пополните в приложении, чтобы остаться на связи."},
+    "usage_ends_soon": {"en": "⏳ Your eSIM plan ({plan}) ends tomorrow. Top up now to stay online.",
+                        "ru": "⏳ Тариф eSIM ({plan}) закончится завтра. Пополните, чтобы остаться на связи."},
 }
 
 # Every alert ends with a link to the order in the admin console ({link}).
@@ -104,6 +106,8 @@ ADMIN_TEXTS = {
              "{reason}. It needs attention:\n{link}",
     "undelivered": "⚠️ Could not deliver order {order_id} to user {user_id}: {error}. Resend it from the console:\n"
                    "{link}",
+    "refunded_elsewhere": "↩️ Order {order_id} was refunded outside the shop (Telegram: {stars} ⭐, charge "
+                          "{charge_id}); it is marked refunded.\n{link}",
 }
 
 
@@ -138,6 +142,30 @@ def _country_names(lang: str) -> dict[str, str]:
 def app_text(key: str, lang: str | None) -> str:
     """A word from the Mini App's dictionary (static/i18n.json), so the bot and the app say the same."""
     return _mini_app_texts(lang or "en").get(key) or _mini_app_texts("en").get(key) or key
+
+
+def app_count(key: str, n: int, lang: str | None) -> str:
+    """A counted phrase from the Mini App's dictionary ("days_left" -> "5 days left" / "Осталось 5 дней"), with
+    the plural form CLDR gives for `n` in that language, as the app's Intl.PluralRules does."""
+    form = Locale.parse(lang or "en").plural_form(n)
+    texts = _mini_app_texts(lang or "en")
+    return (texts.get(f"{key}_{form}") or texts.get(f"{key}_other") or key).replace("{n}", str(n))
+
+
+def usage_line(usage: dict[str, Any] | None, lang: str | None) -> str:
+    """"1.2 GB left · 5 days left" for the bot's list of eSIMs; "" when nothing is known yet."""
+    if not usage:
+        return ""
+    parts = []
+    if usage.get("unlimited"):
+        parts.append(app_text("unlimited", lang))
+    elif isinstance(usage.get("remaining_bytes"), int):
+        amount = f"{usage['remaining_bytes'] / 10**9:.1f}".rstrip("0").rstrip(".")
+        amount = (amount.replace(".", ",") + " ГБ") if lang == "ru" else amount + " GB"
+        parts.append(app_text("left", lang).replace("{left}", amount))
+    if isinstance(usage.get("days_left"), int):
+        parts.append(app_count("days_left", usage["days_left"], lang))
+    return " · ".join(parts)
 
 
 def area_name(order: dict[str, Any], lang: str | None = None) -> str:

@@ -66,7 +66,7 @@ MONEY_FIELDS = ("price", "cost")
 # What a buyer sees of their own order: no cost, no internal errors.
 BUYER_FIELDS = (
     "id", "status", "bundle_name", "country_code", "country_name", "price", "stars", "currency",
-    "created_at", "paid_at", "delivered_at", "iccid", "matchingId", "smdpAddress", "usage", "data_mb",
+    "created_at", "paid_at", "delivered_at", "iccid", "matchingId", "smdpAddress", "data_mb",
     "duration_days", "unlimited", "top_up_of", "plan_kind",
 )
 
@@ -113,12 +113,16 @@ def can_move(current: str, new: str) -> bool:
 def move(order: dict[str, Any], new: str, **fields: Any) -> None:
     """Set `order`'s status to `new` (with `fields`), or raise ValueError if that move goes backwards.
 
-    One move is not in TRANSITIONS: a completed order becomes refunded when the owner refunds it in the admin
-    console (`refund_by_owner`, which only the console sets): the operator API and the shop itself cannot.
+    Two moves are not in TRANSITIONS: a completed order becomes refunded when the owner refunds it in the admin
+    console (`refund_by_owner`, which only the console sets), and any paid order becomes refunded when Telegram
+    says its payment was refunded elsewhere (`refunded_elsewhere`, set only from Telegram's refunded_payment).
     """
     current = order.get("status", AWAITING_PAYMENT)
+    # A refund made outside the shop (Telegram's refunded_payment) is a fact, whatever the order's state.
+    outside = new == REFUNDED and current in (PAID, PROVISIONING, COMPLETED, FAILED) \
+        and order.get("refunded_elsewhere") is True
     owners_refund = current == COMPLETED and new == REFUNDED and order.get("refund_by_owner") is True
-    if not (can_move(current, new) or owners_refund):
+    if not (can_move(current, new) or owners_refund or outside):
         raise ValueError(f"order {order.get('id')}: status {current} cannot become {new}")
     order.update(fields)
     order["status"] = new

@@ -262,3 +262,31 @@ def prune_expired(store: OrderStore, older_than: timedelta, now: datetime | None
                 tx.remove(order_id)
     log.info("dropped %d invoices that expired unpaid before %s", len(stale), cutoff.isoformat(timespec="seconds"))
     return len(stale)
+
+
+def record_outside_refund(store: OrderStore, fulfilment: Any, refunded: types.RefundedPayment) -> str | None:
+    """Telegram says a payment was refunded (by the owner in Telegram, or by Telegram itself): the order becomes
+    refunded, it is recorded, nothing is refunded again and no eSIM is bought for it. The order id, if ours."""
+    charge_id = refunded.telegram_payment_charge_id
+    order = store.get_by_charge_id(charge_id) if charge_id else None
+    if order is None:
+        log.warning("refunded_payment for charge %s (%s, %s XTR): no order of ours has it", charge_id,
+                    refunded.invoice_payload, refunded.total_amount)
+        return None
+    changed: list[str] = []
+
+    def mark(current: dict[str, Any]) -> None:
+        if current.get("status") == orders.REFUNDED:
+            return  # ours, or a redelivery: already counted
+        if current.get("status") not in (orders.PAID, orders.PROVISIONING, orders.COMPLETED, orders.FAILED):
+            log.error("refunded_payment for order %s in status %s: left as it is", current["id"], current["status"])
+            return
+        changed.append(str(current["status"]))
+        current["refunded_elsewhere"] = True
+        orders.record(current, "refunded_elsewhere", f"Telegram: {refunded.total_amount} ⭐ refunded")
+        orders.move(current, orders.REFUNDED, refunded_at=orders.now_iso(), next_attempt_at=None)
+    store.update(order["id"], mark)
+    if changed:
+        log.warning("order %s: refunded outside the shop (was %s)", order["id"], changed[0])
+        fulfilment.alert_admins("refunded_elsewhere", order["id"], stars=refunded.total_amount, charge_id=charge_id)
+    return order["id"]

@@ -11,6 +11,7 @@ import copy
 from flask import Blueprint, Response, abort, current_app, jsonify, request
 
 import extensions
+import usage
 from auth import buyer_required, current_buyer, service_required
 from errors import api_error
 from esimgo import EsimGoError
@@ -107,7 +108,10 @@ def my_order(order_id: str) -> Response | tuple[Response, int]:
     # Someone else's order looks exactly like a missing one.
     if not belongs_to(order, current_buyer().id):
         return api_error(404, "unknown_order", "We could not find this order among yours.")
-    view = buyer_view(order)
+    store = extensions.store()
+    if usage.refresh(store, extensions.esimgo(), extensions.get("bot"), extensions.settings().public_base_url, order):
+        order = store.get(order_id) or order
+    view = {**buyer_view(order), "usage": usage.for_buyer(order, store)}
     lpa = lpa_for(order) if order.get("status") == COMPLETED else None
     if lpa:
         view.update(lpa=lpa, ios_install_url=ios_install_url(lpa),
@@ -120,8 +124,9 @@ def my_order(order_id: str) -> Response | tuple[Response, int]:
 def my_orders() -> Response:
     buyer = current_buyer()
     # Only ever the caller's own orders: the id comes from validated initData; any userId parameter is ignored.
-    orders = extensions.store().orders_for_user(buyer.id)
-    return jsonify(orders=[buyer_view(o) for o in reversed(orders)])
+    store = extensions.store()
+    orders = store.orders_for_user(buyer.id)
+    return jsonify(orders=[{**buyer_view(o), "usage": usage.for_buyer(o, store)} for o in reversed(orders)])
 
 
 @bp.post("/orders")

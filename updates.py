@@ -52,3 +52,13 @@ def successful_payment(user_id: int, payload: str, amount: int, charge_id: str |
         "successful_payment": {"currency": "XTR", "total_amount": amount, "invoice_payload": payload,
                                "telegram_payment_charge_id": charge_id or f"stxTEST{secrets.token_hex(16)}",
                                "provider_payment_charge_id": ""}}}
+
+
+def refunded_payment(user_id: int, payload: str, amount: int, charge_id: str,
+                     update_id: int | None = None) -> dict[str, Any]:
+    """The service message Telegram sends when a Stars payment was refunded (by the bot or elsewhere)."""
+    return {"update_id": update_id or next_update_id(), "message": {
+        "message_id": secrets.randbelow(10**6) + 1, "date": int(time.time()),
+        "chat": {"id": user_id, "type": "private"}, "from": user(user_id),
+        "refunded_payment": {"currency": "XTR", "total_amount": amount, "invoice_payload": payload,
+                             "telegram_payment_charge_id": charge_id}}}
