@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import requests
 
 import updates
 from conftest import WEBHOOK_SECRET
@@ -81,7 +82,10 @@ def test_a_signed_80_percent_report_updates_the_order_and_tells_the_buyer_once(a
                               range(4)))
     assert codes == [200] * 4 and len(buyer_messages(telegram, "80%")) == 1
 
-    assert esimgo.send_usage_callback(served, order["iccid"], 100, encoding="base64").status_code == 200
+    # Through the sandbox's own HTTP control, as a test against a running shop would drive it.
+    sent = requests.post(f"{esimgo.origin}/_sandbox/usage", timeout=10, json={
+        "url": served, "iccid": order["iccid"], "percent": 100, "encoding": "base64"}).json()
+    assert sent["status"] == 200
     assert len(buyer_messages(telegram, "used up")) == 1
     assert store(app).get(order["id"])["usage"]["remaining_bytes"] == 0
     # A late 50 % report of the same bundle never moves usage backwards.
