@@ -6,6 +6,7 @@ outside Telegram; data shown as text, never as HTML."""
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
@@ -185,7 +186,8 @@ def test_every_status_reads_in_words_and_a_ready_esim_shows_its_usage(open_app, 
         ids[status] = seed(shop, app.buyer.id, status=status, **plan, **extra)["id"]
     extensions.store(shop.app).update(ids["completed"], lambda o: o.update(usage={
         "used_bytes": 1_200_000_000, "total_bytes": 3_000_000_000, "remaining_bytes": 1_800_000_000,
-        "percent": 40, "unlimited": False, "days_left": 5}))
+        "unlimited": False, "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "ends_at": (datetime.now(UTC) + timedelta(days=4, hours=12)).isoformat(timespec="seconds")}))
 
     page = app.page
     page.goto(shop.origin + "/my-esims")
