@@ -68,7 +68,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         refresh_seconds=settings.catalogue_refresh_hours * 3600,
         retry_seconds=settings.catalogue_retry_seconds,
     )
-    extensions.init(app, settings=settings, store=store, esimgo=client, catalogue=catalogue)
+    # The buyer's eSIM page asks eSIM Go for fresh usage while the buyer waits: that client gives up quickly.
+    quick = EsimGoClient(settings.esimgo_base_url, settings.esimgo_api_key, timeout=(2.0, 4.0), get_retries=0)
+    extensions.init(app, settings=settings, store=store, esimgo=client, esimgo_quick=quick, catalogue=catalogue)
     bot.init_app(app)
     extensions.init(app, fulfilment=Fulfilment(store, client, extensions.get("bot", app), settings))
 

@@ -219,8 +219,8 @@ class BundleUsage:
 
     name: str
     state: str  # lower-cased: processing, queued, active, depleted, expired, revoked, lapsed
-    initial_bytes: int
-    remaining_bytes: int
+    initial_bytes: int | None  # None when eSIM Go did not say (never taken for 0: that would read "used up")
+    remaining_bytes: int | None
     unlimited: bool
     assigned_at: str | None = None
     reference: str | None = None  # the assignment's reference, as usage callbacks name the bundle
@@ -515,8 +515,8 @@ class EsimGoClient:
                     usages.append(BundleUsage(
                         name=str(bundle.get("name") or ""),
                         state=str(a.get("bundleState") or "").lower(),  # eSIM Go mixes "Active"/"active"
-                        initial_bytes=int(a.get("initialQuantity") or 0),
-                        remaining_bytes=int(a.get("remainingQuantity") or 0),
+                        initial_bytes=_quantity(a.get("initialQuantity")),
+                        remaining_bytes=_quantity(a.get("remainingQuantity")),
                         unlimited=bool(a.get("unlimited")),
                         assigned_at=a.get("assignmentDateTime"),
                         reference=str(a.get("assignmentReference") or "") or None,
@@ -549,3 +549,13 @@ def _retry_after(response: requests.Response) -> float | None:
         return float(value) if value is not None else None
     except ValueError:
         return None
+
+
+def _quantity(value: Any) -> int | None:
+    """A quantity of bytes as eSIM Go sends it, None if it sent none; TypeError/ValueError if not a number."""
+    if value is None or value == "":
+        return None
+    number = int(value)
+    if number < 0:
+        raise ValueError(f"negative quantity {number}")
+    return number

@@ -252,6 +252,12 @@ class Fulfilment:
 
     def _step(self, order: dict[str, Any]) -> None:
         step = orders.next_step(order)
+        # Telegram refunded it elsewhere: nothing is bought or refunded any more (an interrupted purchase is still
+        # looked for and collected, so that an eSIM bought meanwhile is on record for the owner).
+        if order.get("refunded_elsewhere") and (
+                step == orders.REFUND or (step == orders.BUY and not order.get("esimgo_unsure"))):
+            self._refunded_elsewhere(order)
+            return
         if step == orders.BUY:
             self._buy(order)
         elif step == orders.COLLECT:
@@ -382,6 +388,9 @@ class Fulfilment:
 
     def _deliver(self, order: dict[str, Any]) -> None:
         oid = order["id"]
+        if order.get("refunded_elsewhere"):  # bought while Telegram refunded it: not sent; the owner decides
+            self._refunded_elsewhere(order)
+            return
         try:
             message_id = self.send_esim(order)
         except TelegramError as exc:
@@ -402,6 +411,14 @@ class Fulfilment:
                    delivery_attempts=int(order.get("delivery_attempts") or 0) + 1, next_attempt_at=None,
                    event=("delivered", f"Telegram message {message_id}"))
         log.info("order %s: eSIM delivered to %s (message %s)", oid, order["telegram_user_id"], message_id)
+
+    def _refunded_elsewhere(self, order: dict[str, Any]) -> None:
+        refunded = self._save(order["id"], orders.REFUNDED, refunded_at=orders.now_iso(), next_attempt_at=None)
+        log.warning("order %s: refunded outside the shop; settled as refunded%s", order["id"],
+                    f" with eSIM {refunded['iccid']} bought" if refunded.get("iccid") else "")
+        if refunded.get("iccid"):
+            self.alert_admins("bought_though_refunded", order["id"], iccid=refunded["iccid"],
+                              reference=refunded.get("orderReference"))
 
     # ---- the owner's actions (admin console) --------------------------------------------------
 

@@ -108,6 +108,9 @@ ADMIN_TEXTS = {
                    "{link}",
     "refunded_elsewhere": "↩️ Order {order_id} was refunded outside the shop (Telegram: {stars} ⭐, charge "
                           "{charge_id}); it is marked refunded.\n{link}",
+    "bought_though_refunded": "🚨 Order {order_id} was refunded in Telegram while eSIM Go sold its eSIM (ICCID "
+                              "{iccid}, order {reference}). It was not sent to the buyer; revoke it at eSIM Go "
+                              "if it should not be used.\n{link}",
 }
 
 

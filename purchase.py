@@ -265,28 +265,40 @@ def prune_expired(store: OrderStore, older_than: timedelta, now: datetime | None
 
 
 def record_outside_refund(store: OrderStore, fulfilment: Any, refunded: types.RefundedPayment) -> str | None:
-    """Telegram says a payment was refunded (by the owner in Telegram, or by Telegram itself): the order becomes
-    refunded, it is recorded, nothing is refunded again and no eSIM is bought for it. The order id, if ours."""
+    """Telegram says a payment was refunded (by the owner in Telegram, by Telegram, or our own refund's echo).
+    Nothing is refunded again, and no eSIM is bought for it. An order nobody is working on becomes refunded at
+    once; one the shop holds (buying, collecting, refunding) or not yet paid is flagged, and the fulfilment
+    settles it (`Fulfilment._step`). The order id, if ours."""
     charge_id = refunded.telegram_payment_charge_id
     order = store.get_by_charge_id(charge_id) if charge_id else None
+    if order is None:  # the refund may come before the payment it refunds: found by our order id
+        by_payload = store.get(refunded.invoice_payload) if refunded.invoice_payload else None
+        if by_payload is not None and by_payload.get("status") in (orders.AWAITING_PAYMENT, orders.EXPIRED):
+            order = by_payload
     if order is None:
         log.warning("refunded_payment for charge %s (%s, %s XTR): no order of ours has it", charge_id,
                     refunded.invoice_payload, refunded.total_amount)
         return None
-    changed: list[str] = []
+    outcome: list[str] = []
 
     def mark(current: dict[str, Any]) -> None:
-        if current.get("status") == orders.REFUNDED:
+        status = current.get("status")
+        if status == orders.REFUNDED or current.get("refunded_elsewhere"):
             return  # ours, or a redelivery: already counted
-        if current.get("status") not in (orders.PAID, orders.PROVISIONING, orders.COMPLETED, orders.FAILED):
-            log.error("refunded_payment for order %s in status %s: left as it is", current["id"], current["status"])
-            return
-        changed.append(str(current["status"]))
         current["refunded_elsewhere"] = True
         orders.record(current, "refunded_elsewhere", f"Telegram: {refunded.total_amount} ⭐ refunded")
-        orders.move(current, orders.REFUNDED, refunded_at=orders.now_iso(), next_attempt_at=None)
+        in_flight = orders.leased(current) or current.get("esimgo_unsure") or status == orders.PROVISIONING
+        if status in (orders.PAID, orders.COMPLETED, orders.FAILED) and not in_flight:
+            orders.move(current, orders.REFUNDED, refunded_at=orders.now_iso(), next_attempt_at=None)
+            outcome.append("refunded")
+        else:  # not paid yet, or the shop is working on it: it settles the order when it next looks
+            current.pop("next_attempt_at", None)
+            outcome.append("flagged")
+        outcome.append(str(status))
     store.update(order["id"], mark)
-    if changed:
-        log.warning("order %s: refunded outside the shop (was %s)", order["id"], changed[0])
-        fulfilment.alert_admins("refunded_elsewhere", order["id"], stars=refunded.total_amount, charge_id=charge_id)
+    if outcome:
+        log.warning("order %s: refunded outside the shop while %s (%s)", order["id"], outcome[1], outcome[0])
+        if outcome[1] != orders.FAILED:  # a failed order was being refunded by us: this is that refund
+            fulfilment.alert_admins("refunded_elsewhere", order["id"], stars=refunded.total_amount,
+                                    charge_id=charge_id)
     return order["id"]

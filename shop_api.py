@@ -109,7 +109,8 @@ def my_order(order_id: str) -> Response | tuple[Response, int]:
     if not belongs_to(order, current_buyer().id):
         return api_error(404, "unknown_order", "We could not find this order among yours.")
     store = extensions.store()
-    if usage.refresh(store, extensions.esimgo(), extensions.get("bot"), extensions.settings().public_base_url, order):
+    if usage.refresh(store, extensions.get("esimgo_quick"), extensions.get("bot"),
+                     extensions.settings().public_base_url, order):
         order = store.get(order_id) or order
     view = {**buyer_view(order), "usage": usage.for_buyer(order, store)}
     lpa = lpa_for(order) if order.get("status") == COMPLETED else None

@@ -31,7 +31,7 @@ from flask import Blueprint, jsonify, request
 
 import extensions
 import orders
-from botapi import BotApi, TelegramError, app_button
+from botapi import BotApi, TelegramError, TelegramRetryable, app_button
 from errors import api_error
 from esimgo import EsimGoClient, EsimGoError
 from messages import app_text, plan_title, t
@@ -53,9 +53,9 @@ def signature_valid(raw: bytes, signature: str | None, api_key: str) -> bool:
     if not signature or not api_key:
         return False
     digest = hmac.new(api_key.encode(), raw, hashlib.sha256).digest()
-    given = signature.strip().encode()
-    return any(hmac.compare_digest(given, form.encode())
-               for form in (digest.hex(), base64.b64encode(digest).decode()))
+    given = signature.strip()
+    return (hmac.compare_digest(given.lower().encode(), digest.hex().encode())  # hex in either case
+            or hmac.compare_digest(given.encode(), base64.b64encode(digest)))
 
 
 @dataclass(frozen=True)
@@ -67,27 +67,34 @@ class Reading:
     total_bytes: int | None
     remaining_bytes: int | None
     unlimited: bool
-    starts_at: str | None = None
+    starts_at: str | None = None  # when the bundle started (its first use), as eSIM Go's callbacks say
     ends_at: str | None = None
+    referenced: bool = True  # False: a report naming the bundle only (FirstUse has no reference)
+    estimated: bool = False  # True: eSIM Go did not say the dates; counted from the assignment (a refresh)
 
     @classmethod
     def from_callback(cls, bundle: Any) -> Reading:
         """From a V3 callback's `bundle`; ValueError if it is not one."""
         if not isinstance(bundle, dict):
             raise ValueError("no bundle object")
+        reference = bundle.get("reference") or bundle.get("id")
         return cls(bundle=str(bundle.get("name") or ""),
-                   assignment=str(bundle.get("reference") or bundle.get("id") or bundle.get("name") or ""),
+                   assignment=str(reference or bundle.get("name") or ""), referenced=bool(reference),
                    total_bytes=_bytes(bundle.get("initialQuantity")),
                    remaining_bytes=_bytes(bundle.get("remainingQuantity")),
                    unlimited=bundle.get("unlimited") is True,
                    starts_at=_iso(bundle.get("startTime")), ends_at=_iso(bundle.get("endTime")))
 
 
+MAX_BYTES = 10**15  # a petabyte: no bundle comes near it; larger numbers are not usage
+
+
 def _bytes(value: Any) -> int | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise ValueError(f"a quantity must be a number of bytes, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (
+            isinstance(value, float) and not math.isfinite(value)) or not 0 <= value < MAX_BYTES:
+        raise ValueError(f"a quantity must be a number of bytes, got {str(value)[:40]}")
     return int(value)
 
 
@@ -109,32 +116,61 @@ def esim_order(store: OrderStore, iccid: str) -> dict[str, Any] | None:
     return bought[-1] if bought else newest
 
 
+def _same_bundle(usage: dict[str, Any], reading: Reading) -> bool:
+    if usage.get("assignment") == reading.assignment:
+        return True
+    # A report that names only the bundle (FirstUse) is about the stored one when the name and start agree.
+    return not reading.referenced and usage.get("bundle") == reading.bundle and (
+        not reading.starts_at or reading.starts_at == usage.get("starts_at"))
+
+
 def apply(order: dict[str, Any], reading: Reading, source: str) -> int | None:
-    """Put `reading` on the eSIM's order (under the store's lock); the alert level newly reached, if any."""
+    """Put `reading` on the eSIM's order (under the store's lock); the alert level newly reached, if any.
+
+    Within one bundle use only grows: quantities a report lacks are kept, and the dates eSIM Go sent are never
+    replaced by estimated ones. A different bundle replaces the stored one only when it is newer: never one
+    the eSIM has moved past, never one without its start when a bundle is stored (a late report of an older
+    bundle), and never one that started before the stored one did.
+    """
     usage = order.get("usage") if isinstance(order.get("usage"), dict) else {}
-    same = usage.get("assignment") == reading.assignment
-    if usage and not same and reading.starts_at and usage.get("starts_at") and reading.starts_at < usage["starts_at"]:
-        return None  # a late report of the bundle before this one
-    remaining, total = reading.remaining_bytes, reading.total_bytes
-    if same and remaining is not None and isinstance(usage.get("remaining_bytes"), int):
-        remaining = min(remaining, usage["remaining_bytes"])  # callbacks arrive out of order; use never shrinks
-    used = total - remaining if total is not None and remaining is not None else None
-    percent = _percent(used, total)
+    same = bool(usage) and _same_bundle(usage, reading)
+    if usage and not same:
+        past = order.get("usage_past") if isinstance(order.get("usage_past"), list) else []
+        known_start = usage.get("starts_at") and not usage.get("estimated")
+        if reading.assignment in past or (source == "callback" and (
+                not reading.starts_at or (known_start and reading.starts_at < usage["starts_at"]))):
+            return None
+        order["usage_past"] = [*past, usage.get("assignment")][-BUNDLES_REMEMBERED:]
+    kept = usage if same else {}
+    total = reading.total_bytes if reading.total_bytes is not None else kept.get("total_bytes")
+    remaining = reading.remaining_bytes if reading.remaining_bytes is not None else kept.get("remaining_bytes")
+    if isinstance(remaining, int) and isinstance(kept.get("remaining_bytes"), int):
+        remaining = min(remaining, kept["remaining_bytes"])  # reports arrive out of order; use never shrinks
+    if isinstance(remaining, int) and isinstance(total, int):
+        remaining = max(0, min(remaining, total))
+    used = total - remaining if isinstance(total, int) and isinstance(remaining, int) else None
+    dates_known = kept and not kept.get("estimated") and kept.get("ends_at")
+    take_dates = not (reading.estimated and dates_known)
     order["usage"] = {
-        "bundle": reading.bundle, "assignment": reading.assignment, "total_bytes": total,
-        "remaining_bytes": remaining, "used_bytes": used, "unlimited": reading.unlimited,
-        "starts_at": reading.starts_at or (usage.get("starts_at") if same else None),
-        "ends_at": reading.ends_at or (usage.get("ends_at") if same else None),
+        "bundle": reading.bundle or kept.get("bundle"),
+        "assignment": kept.get("assignment") if same and not reading.referenced else reading.assignment,
+        "total_bytes": total, "remaining_bytes": remaining, "used_bytes": used,
+        "unlimited": reading.unlimited or bool(kept.get("unlimited")),
+        "starts_at": (reading.starts_at if take_dates else None) or kept.get("starts_at"),
+        "ends_at": (reading.ends_at if take_dates else None) or kept.get("ends_at"),
+        "estimated": reading.estimated if take_dates and reading.ends_at else bool(kept.get("estimated")),
         "measured_at": orders.now_iso(), "source": source,
     }
-    if reading.unlimited or percent is None:
+    percent = _percent(used, total)
+    if order["usage"]["unlimited"] or percent is None:
         return None
+    assignment = order["usage"]["assignment"]
     marks = order.get("usage_alerts") if isinstance(order.get("usage_alerts"), dict) else {}
-    sent = marks.get(reading.assignment, [])
+    sent = marks.get(assignment, [])
     reached = [level for level in ALERTS if percent >= level and level not in sent]
     if not reached:
         return None
-    marks[reading.assignment] = sorted({*sent, *reached})
+    marks[assignment] = sorted({*sent, *reached})
     order["usage_alerts"] = dict(list(marks.items())[-BUNDLES_REMEMBERED:])
     orders.record(order, "usage_alert", f"{max(reached)} % used")
     return max(reached)  # a jump straight to 100 % is one message, not two
@@ -174,14 +210,19 @@ def topup_url(public_url: str, order: dict[str, Any]) -> str:
     return f"{public_url}{path}?iccid={order['iccid']}" if path else f"{public_url}/esim/{order['id']}"
 
 
-def tell(bot: BotApi, public_url: str, order: dict[str, Any], key: str) -> None:
-    """One after-sale message to the buyer, in their language, with the button that tops this eSIM up."""
+def tell(bot: BotApi, public_url: str, order: dict[str, Any], key: str) -> bool:
+    """One after-sale message to the buyer, in their language, with the button that tops this eSIM up; False
+    when Telegram did not take it for a reason that may pass (the caller lets it be sent again)."""
     lang = order.get("language") or "en"
     try:
         bot.send_text(int(order["telegram_user_id"]), t(key, lang, plan=plan_title(order, lang)),
                       [app_button(app_text("topup", lang), topup_url(public_url, order))], html=True)
-    except (TelegramError, KeyError, ValueError) as exc:
+    except TelegramRetryable as exc:
+        log.warning("order %s: %s not sent, will be again: %s", order.get("id"), key, exc)
+        return False
+    except (TelegramError, KeyError, ValueError) as exc:  # blocked, or no buyer to write to: trying cannot help
         log.warning("order %s: %s not sent: %s", order.get("id"), key, exc)
+    return True
 
 
 def take(store: OrderStore, bot: BotApi, public_url: str, iccid: str, reading: Reading, source: str) -> bool:
@@ -193,8 +234,15 @@ def take(store: OrderStore, bot: BotApi, public_url: str, iccid: str, reading: R
     updated = store.update(owner["id"], lambda o: reached.extend(
         [level] if (level := apply(o, reading, source)) else []))
     if updated is not None and reached:  # marked under the lock: a duplicate delivered meanwhile sends nothing
-        tell(bot, public_url, updated, f"usage_{reached[0]}")
+        if not tell(bot, public_url, updated, f"usage_{reached[0]}"):
+            store.update(owner["id"], lambda o: _unmark(o, updated["usage"]["assignment"], reached[0]))
     return True
+
+
+def _unmark(order: dict[str, Any], assignment: str, level: int) -> None:
+    """The alert was not sent: the next report (or refresh) reaching it sends it."""
+    marks = order.get("usage_alerts") or {}
+    marks[assignment] = [mark for mark in marks.get(assignment, []) if mark != level]
 
 
 # ---- eSIM Go's callbacks -----------------------------------------------------------------------------
@@ -218,14 +266,17 @@ def callback() -> Any:
     if kind not in ("Utilisation", "FirstUse"):
         log.info("eSIM Go callback %r for %s: not a usage report; noted only", kind[:40], iccid[:30])
         return jsonify(ok=True, used=False)
-    try:
-        reading = Reading.from_callback(body.get("bundle"))
-    except ValueError as exc:
-        return api_error(400, "bad_callback", f"The usage report could not be read: {exc}")
-    if not take(extensions.store(), extensions.get("bot"), settings.public_base_url, iccid, reading, "callback"):
+    store = extensions.store()
+    if esim_order(store, iccid) is None:
         # Answered 200 all the same: eSIM Go would otherwise keep sending it.
         log.info("eSIM Go callback for an eSIM that is not ours (%s); nothing stored", iccid[:30])
         return jsonify(ok=True, used=False)
+    try:
+        reading = Reading.from_callback(body.get("bundle"))
+    except ValueError as exc:
+        log.warning("eSIM Go callback for %s not understood: %s", iccid[:30], exc)
+        return api_error(400, "bad_callback", f"The usage report could not be read: {exc}")
+    take(store, extensions.get("bot"), settings.public_base_url, iccid, reading, "callback")
     return jsonify(ok=True, used=True)
 
 
@@ -235,19 +286,16 @@ def callback() -> Any:
 def refresh(store: OrderStore, esimgo: EsimGoClient, bot: BotApi, public_url: str,
             order: dict[str, Any]) -> bool:
     """Ask eSIM Go for this eSIM's usage if the last report is stale and nobody asked in the last `STALE`;
-    whether a new reading was stored."""
+    whether a new reading was stored. `esimgo` should be a client that gives up quickly: the buyer waits."""
     iccid = order.get("top_up_of") or order.get("iccid")
     owner = esim_order(store, iccid) if iccid and order.get("status") == orders.COMPLETED else None
-    if owner is None or owner.get("status") != orders.COMPLETED:
-        return False
     now = datetime.now(UTC)
+    if owner is None or owner.get("status") != orders.COMPLETED or not _due(owner, now):
+        return False  # decided on the copy first: a fresh page view never takes the store's lock
     claimed: list[bool] = []
 
     def claim(current: dict[str, Any]) -> None:  # under the lock: one process asks, the others see its answer
-        heard = orders.parse_time((current.get("usage") or {}).get("measured_at") if isinstance(
-            current.get("usage"), dict) else None)
-        asked = orders.parse_time(current.get("usage_asked_at"))
-        if (heard is None or now - heard > STALE) and (asked is None or now - asked > STALE):
+        if _due(current, now):
             current["usage_asked_at"] = now.isoformat(timespec="seconds")
             claimed.append(True)
     store.update(owner["id"], claim)
@@ -258,19 +306,26 @@ def refresh(store: OrderStore, esimgo: EsimGoClient, bot: BotApi, public_url: st
     except EsimGoError as exc:
         log.info("order %s: usage not available from eSIM Go (%s)", owner["id"], exc)
         return False
-    live = [b for b in bundles if b.state not in USED_STATES and b.state not in ("queued", "processing")]
+    live = [b for b in bundles if b.state == "active"]  # queued ones have not started; used ones are done
     if not live:
         return False
     current = live[-1]
     starts = orders.parse_time(current.assigned_at)
     days = _duration_days(store, owner, current.name)
+    ends = starts + timedelta(days=days) if starts and days else None
     reading = Reading(bundle=current.name, assignment=current.reference or current.name,
+                      referenced=bool(current.reference),
                       total_bytes=None if current.unlimited else current.initial_bytes,
                       remaining_bytes=None if current.unlimited else current.remaining_bytes,
                       unlimited=current.unlimited, starts_at=_iso(current.assigned_at),
-                      ends_at=(starts + timedelta(days=days)).isoformat(timespec="seconds")
-                      if starts and days else None)
+                      ends_at=_iso(ends.isoformat()) if ends else None, estimated=True)
     return take(store, bot, public_url, iccid, reading, "esimgo")
+
+
+def _due(order: dict[str, Any], now: datetime) -> bool:
+    usage = order.get("usage") if isinstance(order.get("usage"), dict) else {}
+    heard, asked = orders.parse_time(usage.get("measured_at")), orders.parse_time(order.get("usage_asked_at"))
+    return (heard is None or now - heard > STALE) and (asked is None or now - asked > STALE)
 
 
 def _duration_days(store: OrderStore, owner: dict[str, Any], bundle: str) -> int | None:
@@ -304,9 +359,14 @@ def _remind(store: OrderStore, bot: BotApi, public_url: str, order: dict[str, An
             orders.record(current, "reminder", "bundle ends within a day")
             marked.append(True)
     updated = store.update(order["id"], mark)
-    if updated is not None and marked:
-        tell(bot, public_url, updated, "usage_ends_soon")
-    return bool(marked)
+    if updated is None or not marked:
+        return False
+    if not tell(bot, public_url, updated, "usage_ends_soon"):  # the next round tries again
+        assignment = updated["usage"]["assignment"]
+        store.update(order["id"], lambda o: o.update(
+            usage_reminded=[a for a in o.get("usage_reminded", []) if a != assignment]))
+        return False
+    return True
 
 
 def _needs_reminder(store: OrderStore, order: dict[str, Any], now: datetime, look_for_top_up: bool = True) -> bool:
@@ -314,17 +374,21 @@ def _needs_reminder(store: OrderStore, order: dict[str, Any], now: datetime, loo
     if not isinstance(usage, dict) or order.get("status") != orders.COMPLETED:
         return False
     ends = orders.parse_time(usage.get("ends_at"))
-    if ends is None or not now < ends <= now + REMIND_BEFORE:
-        return False
+    if ends is None or usage.get("estimated") or not now < ends <= now + REMIND_BEFORE:
+        return False  # only on the end eSIM Go said (an estimate counts from purchase, not first use)
     if usage.get("assignment") in order.get("usage_reminded", []):
         return False
     if not usage.get("unlimited") and usage.get("remaining_bytes") == 0:
         return False  # used up: the 100 % message already offered the top-up
     if look_for_top_up:
-        bundle_start = usage.get("starts_at") or ""
-        top_ups = [o for o in store.orders_for_user(order.get("telegram_user_id"))
-                   if o.get("top_up_of") == order.get("iccid") and o.get("status") == orders.COMPLETED
-                   and str(o.get("paid_at") or "") >= bundle_start]
-        if top_ups:
+        iccid = order.get("iccid")
+        on_esim = [o for o in store.orders_for_user(order.get("telegram_user_id"))
+                   if iccid and iccid in (o.get("iccid"), o.get("top_up_of")) and o.get("status") == orders.COMPLETED]
+        # The current bundle was bought by the newest order of that bundle; a top-up bought after it follows it.
+        current = max((o for o in on_esim if o.get("bundle_name") == usage.get("bundle")),
+                      key=lambda o: str(o.get("paid_at") or ""), default=None)
+        bought = str(current.get("paid_at") or "") if current else ""
+        if any(o.get("top_up_of") == iccid and o is not current and str(o.get("paid_at") or "") >= bought
+               for o in on_esim):
             return False  # already topped up: the next bundle takes over
     return True

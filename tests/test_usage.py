@@ -59,7 +59,8 @@ def bought(app, client, tma, bundle=BUNDLE, iccid=None, lang="en"):
 
 
 def buyer_messages(telegram, text):
-    return [c for c in telegram.calls("sendMessage", chat_id=BUYER) if text in c.params["text"]]
+    """The messages with `text` that Telegram took (a refused call is recorded too)."""
+    return [c for c in telegram.calls("sendMessage", chat_id=BUYER) if text in c.params["text"] and c.status == 200]
 
 
 def test_a_signed_80_percent_report_updates_the_order_and_tells_the_buyer_once(app, client, tma, esimgo, telegram,
@@ -142,13 +143,16 @@ def test_a_wrong_signature_is_401_and_changes_nothing(app, client, tma, esimgo, 
     assert answer.status_code == 200 and store(app).get(order["id"])["usage"]["remaining_bytes"] == 0
 
 
-@pytest.mark.parametrize("body", [b"not json", b"[]", b'{"iccid": "1", "alertType": "Utilisation"}',
-                                  b'{"iccid": "1", "alertType": "Utilisation", "bundle": {"initialQuantity": "lots"}}',
-                                  b'{"iccid": "1", "alertType": "Utilisation", "bundle": {"remainingQuantity": -5}}'])
-def test_a_signed_body_that_is_no_usage_report_is_a_clear_400(client, esimgo, body):
-    answer = client.post("/api/esimgo/callback", data=body, content_type="application/json",
-                         headers={"X-Signature-SHA256": _signed(esimgo, body)})
-    assert answer.status_code == 400 and answer.get_json()["message"]
+@pytest.mark.parametrize("bundle", [None, [], {"initialQuantity": "lots"}, {"remainingQuantity": -5},
+                                    {"initialQuantity": 10**401}, {"remainingQuantity": float("inf")}])
+def test_a_signed_report_that_cannot_be_read_is_a_clear_400_and_changes_nothing(app, client, tma, esimgo, bundle):
+    order = bought(app, client, tma)
+    for body in (b"not json", b"[]", json.dumps({"iccid": order["iccid"], "alertType": "Utilisation",
+                                                  "bundle": bundle}).encode()):
+        answer = client.post("/api/esimgo/callback", data=body, content_type="application/json",
+                             headers={"X-Signature-SHA256": _signed(esimgo, body)})
+        assert answer.status_code == 400 and answer.get_json()["message"], body
+    assert "usage" not in store(app).get(order["id"])
 
 
 def test_an_unknown_esim_or_another_kind_of_event_is_200_and_stores_nothing(app, client, tma, esimgo, served,
@@ -232,3 +236,111 @@ def test_my_esims_in_the_bot_shows_what_is_left(app, client, tma, esimgo, telegr
     assert client.post("/api/telegram/webhook", json=command, headers=HOOK).status_code == 200
     listing = telegram.calls("sendMessage", chat_id=BUYER)[-1].params["text"]
     assert "0.2 GB left · 7 days left" in listing
+
+
+def _report(app, client, esimgo, iccid, bundle, kind="Utilisation", upper=False):
+    body = json.dumps({"iccid": iccid, "alertType": kind, "bundle": bundle}).encode()
+    signature = _signed(esimgo, body)
+    answer = client.post("/api/esimgo/callback", data=body, content_type="application/json",
+                         headers={"X-Signature-SHA256": signature.upper() if upper else signature})
+    assert answer.status_code == 200, answer.get_json()
+
+
+def test_late_or_partial_reports_never_move_usage_back(app, client, tma, esimgo, served):
+    order = bought(app, client, tma)
+    esimgo.send_usage_callback(served, order["iccid"], 80)
+    stored = store(app).get(order["id"])["usage"]
+    start = stored["starts_at"].replace("+00:00", "Z")
+    # FirstUse names only the bundle (no reference), and arrives late.
+    _report(app, client, esimgo, order["iccid"], {"name": BUNDLE, "initialQuantity": 10**9,
+                                                  "remainingQuantity": 999_999_000, "startTime": start})
+    # A report without quantities, then one whose remaining is above the bundle's size (hex in capitals).
+    _report(app, client, esimgo, order["iccid"], {"name": BUNDLE, "reference": stored["assignment"]})
+    _report(app, client, esimgo, order["iccid"], {"name": BUNDLE, "reference": stored["assignment"],
+                                                  "initialQuantity": 10**9, "remainingQuantity": 5 * 10**9},
+            upper=True)
+    usage = store(app).get(order["id"])["usage"]
+    assert (usage["remaining_bytes"], usage["used_bytes"], usage["ends_at"]) == (
+        200_000_000, 800_000_000, stored["ends_at"])
+
+
+def test_a_late_report_of_the_bundle_before_a_top_up_is_ignored(app, client, tma, esimgo, served):
+    order = bought(app, client, tma)
+    esimgo.send_usage_callback(served, order["iccid"], 80)
+    old = store(app).get(order["id"])["usage"]
+    bought(app, client, tma, bundle=TOP_UP, iccid=order["iccid"])
+    esimgo.send_usage_callback(served, order["iccid"], 10, bundle_name=TOP_UP)
+    _report(app, client, esimgo, order["iccid"], {"name": BUNDLE, "reference": old["assignment"],
+                                                  "initialQuantity": 10**9, "remainingQuantity": 0})
+    _report(app, client, esimgo, order["iccid"], {"name": BUNDLE, "reference": "never-seen-0",
+                                                  "initialQuantity": 10**9, "remainingQuantity": 0})  # no start
+    assert store(app).get(order["id"])["usage"]["bundle"] == TOP_UP
+
+
+def test_asking_esim_go_never_replaces_the_dates_its_callbacks_gave(app, client, tma, esimgo, served):
+    order = bought(app, client, tma)
+    end = (datetime.now(UTC) + timedelta(days=10)).replace(microsecond=0)
+    esimgo.send_usage_callback(served, order["iccid"], 50)
+    stored = store(app).get(order["id"])["usage"]
+    _report(app, client, esimgo, order["iccid"], {
+        "name": BUNDLE, "reference": stored["assignment"], "initialQuantity": 10**9, "remainingQuantity": 5 * 10**8,
+        "startTime": stored["starts_at"].replace("+00:00", "Z"), "endTime": end.isoformat().replace("+00:00", "Z")})
+    store(app).update(order["id"], lambda o: o["usage"].update(measured_at="2026-01-01T00:00:00+00:00"))
+    view = client.get(f"/api/orders/{order['id']}", headers={"Authorization": tma(BUYER)}).get_json()["order"]
+    assert view["usage"]["ends_at"] == end.isoformat() and view["usage"]["days_left"] == 10
+    assert store(app).get(order["id"])["usage"]["source"] == "esimgo"  # it was asked, and kept the dates
+
+
+def test_an_alert_telegram_did_not_take_is_sent_with_the_next_report(app, client, tma, esimgo, telegram, served):
+    order = bought(app, client, tma)
+    telegram.fail("sendMessage", 429, "Too Many Requests: retry after 1")
+    esimgo.send_usage_callback(served, order["iccid"], 80)
+    assert not buyer_messages(telegram, "80%")
+    esimgo.send_usage_callback(served, order["iccid"], 80)
+    assert len(buyer_messages(telegram, "80%")) == 1
+
+
+def test_a_refund_made_while_the_esim_is_being_bought_buys_nothing_more_and_sends_nothing(app, client, tma, esimgo,
+                                                                                      telegram):
+    from conftest import ADMIN_ID
+
+    answer = client.post("/api/telegram/stars/create-invoice", json={"bundle_name": BUNDLE},
+                         headers={"Authorization": tma(BUYER)}).get_json()
+    payment = updates.successful_payment(BUYER, answer["order_id"], answer["stars"])
+    assert client.post("/api/telegram/webhook", json=payment, headers=HOOK).status_code == 200
+    charge = payment["message"]["successful_payment"]["telegram_payment_charge_id"]
+    # The worker has claimed it and is buying at eSIM Go (its lease is held) when Telegram's refund arrives.
+    lease = (datetime.now(UTC) + timedelta(seconds=60)).isoformat(timespec="seconds")
+    store(app).update(answer["order_id"], lambda o: o.update(status="provisioning", esimgo_unsure=True,
+                                                             lease_until=lease))
+    refund = updates.refunded_payment(BUYER, answer["order_id"], answer["stars"], charge)
+    assert client.post("/api/telegram/webhook", json=refund, headers=HOOK).status_code == 200
+    flagged = store(app).get(answer["order_id"])
+    assert flagged["status"] == "provisioning" and flagged["refunded_elsewhere"] is True
+    # The purchase did go through: the shop finds it, keeps its eSIM on record, sends nothing, refunds nothing.
+    bought_meanwhile = app.extensions["esimsdata"]["esimgo"].create_order(BUNDLE)
+    store(app).update(answer["order_id"], lambda o: o.update(lease_until="2020-01-01T00:00:00+00:00",
+                                                             esimgo_attempt_at=orders_now()))
+    fulfilment(app).settle(answer["order_id"])
+    after = store(app).get(answer["order_id"])
+    assert after["status"] == "refunded" and after["orderReference"] == bought_meanwhile.reference
+    assert after["iccid"] and len(esimgo.orders) == 1
+    assert telegram.calls("sendPhoto") == [] and telegram.calls("refundStarPayment") == []
+    alert = [c.params["text"] for c in telegram.calls("sendMessage", chat_id=ADMIN_ID)]
+    assert any(after["iccid"] in text and "revoke" in text for text in alert)
+
+
+def test_a_refund_that_arrives_before_its_payment_buys_nothing(app, client, tma, esimgo, telegram):
+    answer = client.post("/api/telegram/stars/create-invoice", json={"bundle_name": BUNDLE},
+                         headers={"Authorization": tma(BUYER)}).get_json()
+    refund = updates.refunded_payment(BUYER, answer["order_id"], answer["stars"], "stxLATE")
+    assert client.post("/api/telegram/webhook", json=refund, headers=HOOK).status_code == 200
+    payment = updates.successful_payment(BUYER, answer["order_id"], answer["stars"], charge_id="stxLATE")
+    assert client.post("/api/telegram/webhook", json=payment, headers=HOOK).status_code == 200
+    fulfilment(app).settle(answer["order_id"])
+    assert store(app).get(answer["order_id"])["status"] == "refunded"
+    assert esimgo.orders == [] and telegram.calls("refundStarPayment") == []
+
+
+def orders_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
