@@ -148,6 +148,30 @@ def whoami() -> Any:
     return jsonify(signed_in=True, via=g.admin, csrf=current["csrf"] if current else None)
 
 
+# ---- events to the owner's backend ---------------------------------------------------------------
+
+
+@bp.get("/api/admin/outbox")
+@admin_required
+def outbox() -> Any:
+    box = extensions.get("outbox")
+    troubles = box.troubles(extensions.store())
+    return jsonify(enabled=box.enabled, events=troubles,
+                   pending=sum(e["state"] == "pending" for e in troubles),
+                   failed=sum(e["state"] == "failed" for e in troubles))
+
+
+@bp.post("/api/admin/outbox/<event_id>/send")
+@admin_required
+def send_event_again(event_id: str) -> Any:
+    with orders.acting_as("admin"):
+        order = extensions.get("outbox").send_again(extensions.store(), event_id)
+    if order is None:
+        return api_error(404, "not_found", "No event has this id.")
+    log.info("admin (%s) asked to send event %s of order %s again", g.admin, event_id, order.get("id"))
+    return jsonify(ok=True, message="It will be sent within a few seconds.")
+
+
 # ---- orders --------------------------------------------------------------------------------------
 
 

@@ -16,11 +16,13 @@ from flask import Flask, jsonify
 from flask.json.provider import DefaultJSONProvider
 
 import bot
+import events
 import extensions
 from catalogue import Catalogue
 from config import load_settings
 from errors import register_error_handlers
 from esimgo import EsimGoClient
+from events import Outbox
 from fulfilment import Fulfilment
 from pricing import PriceSettings
 from storage import OrderStore
@@ -72,7 +74,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     quick = EsimGoClient(settings.esimgo_base_url, settings.esimgo_api_key, timeout=(2.0, 4.0), get_retries=0)
     extensions.init(app, settings=settings, store=store, esimgo=client, esimgo_quick=quick, catalogue=catalogue)
     bot.init_app(app)
-    extensions.init(app, fulfilment=Fulfilment(store, client, extensions.get("bot", app), settings))
+    outbox = Outbox(settings.backend_webhook_url, settings.backend_webhook_secret, settings.service_token,
+                    first_retry=settings.events_retry_seconds)
+    fulfilment = Fulfilment(store, client, extensions.get("bot", app), settings, outbox)
+    outbox.alert = fulfilment.alert_admins  # a refused event is the admins' to mend
+    extensions.init(app, outbox=outbox, fulfilment=fulfilment)
 
     register_error_handlers(app)
     import admin_api
@@ -80,6 +86,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     admin_api.init_app(app)
     from assets import bp as assets_bp
     from demo_api import bp as demo_bp
+    from metrics_api import bp as metrics_bp
     from pages import bp as pages_bp
     from shop_api import bp as shop_api_bp
     from shop_api import qr_bp
@@ -91,6 +98,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(pages_bp)
     app.register_blueprint(demo_bp)
     app.register_blueprint(usage_bp)
+    app.register_blueprint(metrics_bp)
 
     @app.after_request
     def protect(response):  # type: ignore[no-untyped-def]
@@ -107,6 +115,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         healthy = storage_state["ok"] and catalogue_state["ok"]
         body = {"ok": healthy, "demo": extensions.settings(app).demo_mode, "storage": storage_state,
                 "catalogue": catalogue_state}
+        if outbox.enabled:  # events the owner's backend has not taken yet
+            body["outbox"] = events.backlog(store)
         return jsonify(body), 200 if healthy else 503
 
     catalogue.load_from_disk()

@@ -16,6 +16,7 @@ from flask import Blueprint, Flask, jsonify, request
 from telebot import TeleBot, types
 
 import extensions
+import metrics
 import orders
 import usage
 from botapi import BotApi, Button, TelegramError, app_button
@@ -90,15 +91,16 @@ def _register_handlers(bot: TeleBot, api: BotApi) -> None:
 
     @bot.pre_checkout_query_handler(func=lambda query: True)
     def pre_checkout(query: types.PreCheckoutQuery) -> None:
-        try:
-            ok, refusal, lang = answer_pre_checkout(extensions.store(), query)
-        except Exception:  # storage trouble: refuse clearly rather than let Telegram time out
-            log.exception("pre-checkout %s could not be checked", query.id)
-            ok, refusal, lang = False, "pcq_unavailable", _lang(query.from_user)
-        try:
-            api.answer_pre_checkout(query.id, ok, None if ok else t(refusal, lang))
-        except TelegramError as exc:  # e.g. the query is already too old: redelivery cannot help
-            log.error("pre-checkout %s: answer not accepted by Telegram: %s", query.id, exc)
+        with metrics.timed(metrics.PRE_CHECKOUT_SECONDS):  # from the update to Telegram having our answer
+            try:
+                ok, refusal, lang = answer_pre_checkout(extensions.store(), query)
+            except Exception:  # storage trouble: refuse clearly rather than let Telegram time out
+                log.exception("pre-checkout %s could not be checked", query.id)
+                ok, refusal, lang = False, "pcq_unavailable", _lang(query.from_user)
+            try:
+                api.answer_pre_checkout(query.id, ok, None if ok else t(refusal, lang))
+            except TelegramError as exc:  # e.g. the query is already too old: redelivery cannot help
+                log.error("pre-checkout %s: answer not accepted by Telegram: %s", query.id, exc)
         # After answering (the 10 s clock is Telegram's): note the decision on the order for operators.
         decision = {"ok": ok, "reason": refusal, "at": orders.now_iso(), "query_id": query.id}
         try:
@@ -109,7 +111,8 @@ def _register_handlers(bot: TeleBot, api: BotApi) -> None:
     # pyTelegramBotAPI gives a refunded_payment message no content type: matched by the field itself.
     @bot.message_handler(content_types=[None], func=lambda m: getattr(m, "refunded_payment", None) is not None)
     def refunded_elsewhere(message: types.Message) -> None:
-        record_outside_refund(extensions.store(), extensions.get("fulfilment"), message.refunded_payment)
+        record_outside_refund(extensions.store(), extensions.get("fulfilment"), message.refunded_payment,
+                              extensions.get("outbox"))
 
     @bot.message_handler(content_types=["successful_payment"])
     def paid(message: types.Message) -> None:
@@ -118,8 +121,9 @@ def _register_handlers(bot: TeleBot, api: BotApi) -> None:
             log.error("successful_payment for %r from user %s has no telegram_payment_charge_id; ignored (nothing "
                       "can be refunded or matched without it)", payment.invoice_payload, message.from_user.id)
             return
-        outcome = record_payment(extensions.store(), message)
+        outcome = record_payment(extensions.store(), message, extensions.get("outbox"))
         if outcome.new:
+            metrics.PAYMENTS.inc()
             extensions.get("fulfilment").start(outcome.order_id)
 
 
@@ -170,8 +174,9 @@ def webhook():  # type: ignore[no-untyped-def]
         log.info("webhook: update %s already handled", update.update_id)
         return jsonify(ok=True, duplicate=True)
     try:
-        with orders.acting_as("telegram"):  # what this update does to an order is Telegram's doing
-            get_bot().telebot.process_new_updates([update])
+        kind = next((k for k in ("pre_checkout_query", "message") if body.get(k)), "other")
+        with orders.acting_as("telegram"), metrics.timed(metrics.WEBHOOK_SECONDS.labels(kind)):
+            get_bot().telebot.process_new_updates([update])  # what it does to an order is Telegram's doing
     except Exception:
         log.exception("webhook: update %s failed; Telegram will redeliver it", update.update_id)
         return api_error(500, "update_failed", "The update could not be handled; please redeliver.")

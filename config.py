@@ -133,6 +133,11 @@ class Settings:
     admin_password: str = _secret()
     admin_telegram_ids: tuple[int, ...] = _setting((), parse_id_list)  # who gets the owner's alerts
     service_token: str = _secret()
+    # Signed order events to the owner's backend (events.py, docs/events.md): off while the URL is empty.
+    backend_webhook_url: str = ""
+    backend_webhook_secret: str = _secret()
+    events_retry_seconds: float = 10.0  # first retry of an undelivered event; doubled each time, at most 1 h
+    metrics_token: str = _secret()  # GET /metrics from outside loopback (ADMIN_TOKEN works too)
     support_contact: str = "@esimsdata_support"
     # Pricing (SPEC §5); defaults are the earlier version's.
     markup: Decimal = Decimal("1.29")
@@ -238,6 +243,9 @@ def load_settings(overrides: Mapping[str, Any] | None = None, env_file: Path | N
                  if 0 < len(getattr(settings, name.lower())) < length]
         if short:  # the admin console guards every order: no guessable secret in a real shop
             raise ConfigError("APP_ENV=production but these are too short: " + ", ".join(short) + ".")
+    if settings.backend_webhook_url and len(settings.backend_webhook_secret) < 16:
+        raise ConfigError("BACKEND_WEBHOOK_URL is set, so BACKEND_WEBHOOK_SECRET must be too (16+ characters): "
+                          "every event is signed with it.")
     if not settings.esimgo_api_key and not settings.telegram_bot_token:
         settings = _demo(settings)
     elif not settings.esimgo_api_key or not settings.telegram_bot_token:
@@ -257,6 +265,15 @@ def load_settings(overrides: Mapping[str, Any] | None = None, env_file: Path | N
         esimgo_base_url=settings.esimgo_base_url.rstrip("/"),
         data_dir=str(Path(settings.data_dir)),
     )
+
+
+def share_metrics(settings: Settings) -> Path:
+    """Point the Prometheus client at the folder where every process of this shop (web workers and the order
+    worker) writes its counts, so `/metrics` adds them up. Call before anything imports prometheus_client."""
+    folder = Path(settings.data_dir) / "metrics"
+    folder.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(folder))
+    return Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
 
 
 def _demo(settings: Settings) -> Settings:

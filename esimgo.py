@@ -14,6 +14,7 @@ import csv
 import io
 import logging
 import re
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,6 +24,8 @@ from typing import Any
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
+
+import metrics
 
 log = logging.getLogger(__name__)
 
@@ -365,10 +368,25 @@ class EsimGoClient:
 
     def _request(self, method: str, path: str, *, params: dict[str, Any] | None = None,
                  json: Any = None, accept: str = "application/json") -> requests.Response:
+        endpoint = metrics.esimgo_endpoint(method, path)
+        started = time.perf_counter()
+        outcome = "unreachable"
+        try:
+            response = self._send(method, path, params=params, json=json, accept=accept)
+            outcome = "ok" if response.status_code < 400 else str(response.status_code)
+        finally:
+            metrics.ESIMGO.labels(endpoint, outcome).inc()
+            metrics.ESIMGO_SECONDS.labels(endpoint).observe(time.perf_counter() - started)
+        if response.status_code >= 400:
+            raise self._error_for(method, path, response)
+        return response
+
+    def _send(self, method: str, path: str, *, params: dict[str, Any] | None, json: Any,
+              accept: str) -> requests.Response:
         url = f"{self.base_url}/{path.lstrip('/')}"
         try:
-            response = self.session.request(method, url, params=params, json=json, timeout=self.timeout,
-                                            headers={"Accept": accept})
+            return self.session.request(method, url, params=params, json=json, timeout=self.timeout,
+                                        headers={"Accept": accept})
         except requests.exceptions.ConnectTimeout as exc:
             raise EsimGoUnavailable(f"eSIM Go did not accept a connection: {exc}", maybe_sent=False) from exc
         except requests.exceptions.ConnectionError as exc:
@@ -379,9 +397,6 @@ class EsimGoClient:
             raise EsimGoUnavailable(f"eSIM Go timed out: {exc}", maybe_sent=True) from exc
         except requests.exceptions.RequestException as exc:
             raise EsimGoUnavailable(f"eSIM Go request failed: {exc}", maybe_sent=True) from exc
-        if response.status_code >= 400:
-            raise self._error_for(method, path, response)
-        return response
 
     @staticmethod
     def _error_for(method: str, path: str, response: requests.Response) -> EsimGoError:

@@ -22,6 +22,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import events
+import metrics
 import orders
 import usage
 from botapi import BotApi, Button, TelegramError, TelegramPermanent, TelegramRetryable, app_button, link_button
@@ -35,6 +37,7 @@ from esimgo import (
     EsimGoUnavailable,
     Order,
 )
+from events import Outbox
 from messages import admin_text, plan_title, t
 from purchase import expire_unpaid, is_expired, prune_expired
 from qr import ios_install_url, lpa_for, qr_png
@@ -70,6 +73,15 @@ def due_in(order: dict[str, Any], now: datetime) -> float | None:
     return max(waits)
 
 
+def _failure_kind(reason: str) -> str:
+    """A few words for the failures metric (its labels must stay few): what kind of reason this is."""
+    for words, kind in (("refused the order", "esimgo_refused"), ("failed", "esimgo_failed"),
+                        ("still processing", "esimgo_processing"), ("payment", "payment_mismatch")):
+        if words in reason:
+            return kind
+    return "other"
+
+
 ACTION_WORDS = {"retry": "retried", "refund": "refunded", "resend": "resent"}
 
 
@@ -84,8 +96,10 @@ class OwnerActionError(Exception):
 class Fulfilment:
     """Takes paid orders to a delivered eSIM or a refund; one instance per process."""
 
-    def __init__(self, store: OrderStore, esimgo: EsimGoClient, bot: BotApi, settings: Settings) -> None:
+    def __init__(self, store: OrderStore, esimgo: EsimGoClient, bot: BotApi, settings: Settings,
+                 outbox: Outbox | None = None) -> None:
         self.store = store
+        self.outbox = outbox or Outbox("", "", "")
         self.esimgo = esimgo
         self.bot = bot
         self.inline = settings.fulfil_inline
@@ -153,6 +167,7 @@ class Fulfilment:
         if time.monotonic() >= self._next_prune:
             self._next_prune = time.monotonic() + 3600  # hourly is plenty for invoices kept for days
             prune_expired(self.store, timedelta(days=self.prune_days), now)
+        self.outbox.deliver_due(self.store, now)
         if time.monotonic() >= self._next_reminders:
             self._next_reminders = time.monotonic() + 60  # "ends tomorrow" is not a matter of seconds
             usage.remind_due(self.store, self.bot, self.public_url, now)
@@ -228,14 +243,17 @@ class Fulfilment:
             return copy.deepcopy(order), 0.0
 
     def _save(self, order_id: str, status: str | None = None, keep_lease: bool = False,
-              event: tuple[str, str] | None = None, **fields: Any) -> dict[str, Any]:
+              event: tuple[str, str] | None = None, emit: str | None = None, **fields: Any) -> dict[str, Any]:
         """Write step results (a forward status move, an event for the history) to the order, releasing the
-        lease."""
+        lease; `emit` queues an event for the owner's backend in the same change (not for a repeated move)."""
         def change(order: dict[str, Any]) -> None:
-            if status and status != order.get("status"):
+            moved = bool(status and status != order.get("status"))
+            if moved:
                 orders.move(order, status)
             if event:
                 orders.record(order, *event)
+            if emit and (moved or not status):
+                self.outbox.add(order, emit)
             order.update(fields)
             order["updated_at"] = orders.now_iso()
             if not keep_lease:
@@ -409,11 +427,14 @@ class Fulfilment:
             return
         self._save(oid, delivered_at=orders.now_iso(), delivery_message_id=message_id,
                    delivery_attempts=int(order.get("delivery_attempts") or 0) + 1, next_attempt_at=None,
-                   event=("delivered", f"Telegram message {message_id}"))
+                   event=("delivered", f"Telegram message {message_id}"), emit=events.ORDER_COMPLETED)
+        metrics.COMPLETIONS.inc()
         log.info("order %s: eSIM delivered to %s (message %s)", oid, order["telegram_user_id"], message_id)
 
     def _refunded_elsewhere(self, order: dict[str, Any]) -> None:
-        refunded = self._save(order["id"], orders.REFUNDED, refunded_at=orders.now_iso(), next_attempt_at=None)
+        refunded = self._save(order["id"], orders.REFUNDED, refunded_at=orders.now_iso(), next_attempt_at=None,
+                              emit=events.PAYMENT_REFUNDED)
+        metrics.REFUNDS.labels("elsewhere").inc()
         log.warning("order %s: refunded outside the shop; settled as refunded%s", order["id"],
                     f" with eSIM {refunded['iccid']} bought" if refunded.get("iccid") else "")
         if refunded.get("iccid"):
@@ -492,6 +513,7 @@ class Fulfilment:
 
     def _fail(self, order: dict[str, Any], reason: str) -> None:
         log.error("order %s: cannot be fulfilled: %s; refunding", order["id"], reason)
+        metrics.FAILURES.labels(_failure_kind(reason)).inc()
         failed = self._save(order["id"], orders.FAILED, keep_lease=True, refund_reason=reason, last_error=reason,
                             failed_at=orders.now_iso(), next_attempt_at=None)
         self._refund(failed)
@@ -506,7 +528,8 @@ class Fulfilment:
             self._refund_failed(order, exc, transient=isinstance(exc, TelegramRetryable))
             return
         refunded = self._save(oid, orders.REFUNDED, refunded_at=orders.now_iso(), next_attempt_at=None,
-                              refund_error=None)
+                              refund_error=None, emit=events.PAYMENT_REFUNDED)
+        metrics.REFUNDS.labels("owner" if order.get("refund_by_owner") else "shop").inc()
         log.info("order %s: %s Stars refunded to %s", oid, order.get("stars"), user_id)
         lang = order.get("language") or "en"
         self._notify(user_id, t("refunded_by_shop" if order.get("refund_by_owner") else "refunded", lang,

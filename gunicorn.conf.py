@@ -1,6 +1,15 @@
 """gunicorn settings for `gunicorn 'app:create_app()'` (read automatically from the project root)."""
 
 import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from config import load_settings, share_metrics  # noqa: E402
+
+# Counts from every process (these workers and scripts/worker) go to one folder that /metrics adds up
+# (metrics.py); set before any worker imports the Prometheus client.
+METRICS_FOLDER = share_metrics(load_settings())
 
 # Behind nginx on the same VPS: listen on loopback only; nginx terminates TLS and proxies to us.
 bind = os.environ.get("BIND", "127.0.0.1:8000")
@@ -25,14 +34,23 @@ forwarded_allow_ips = "127.0.0.1"
 
 
 def on_starting(server):
-    """Demo mode: the master starts the vendor sandboxes once, so they outlive worker restarts."""
-    from config import load_settings
+    """Forget the counts of processes that have ended (Prometheus reads a restart as a counter reset); demo
+    mode: the master starts the vendor sandboxes once, so they outlive worker restarts."""
+    import metrics
 
+    metrics.forget_dead_processes(METRICS_FOLDER)
     settings = load_settings()
     if settings.demo_mode:
         import demo
 
         server.demo_sandboxes = demo.ensure_sandboxes(settings)
+
+
+def child_exit(server, worker):
+    """A worker's live gauges stop counting when it goes (its counters stay in the totals)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
 
 
 def on_exit(server):
@@ -42,3 +60,4 @@ def on_exit(server):
         import demo
 
         demo.stop_sandboxes(procs)
+

@@ -108,6 +108,11 @@ ADMIN_TEXTS = {
                    "{link}",
     "refunded_elsewhere": "↩️ Order {order_id} was refunded outside the shop (Telegram: {stars} ⭐, charge "
                           "{charge_id}); it is marked refunded.\n{link}",
+    "event_refused": "🚨 The backend refused the {event} event of order {order_id} ({error}); it is not sent "
+                     "again until you fix BACKEND_WEBHOOK_SECRET / SERVICE_TOKEN and press \"Send again\" in the "
+                     "console.\n{link}",
+    "event_given_up": "🚨 The {event} event of order {order_id} could not be delivered for 24 hours ({error}); "
+                      "send it again from the console once the backend is up.\n{link}",
     "bought_though_refunded": "🚨 Order {order_id} was refunded in Telegram while eSIM Go sold its eSIM (ICCID "
                               "{iccid}, order {reference}). It was not sent to the buyer; revoke it at eSIM Go "
                               "if it should not be used.\n{link}",

@@ -207,8 +207,10 @@ def new(telegram_user_id: int, status: str = AWAITING_PAYMENT, **fields: Any) ->
 
 
 def is_settled(order: dict[str, Any]) -> bool:
-    """Nothing is left to happen to this order (the worker never needs to look at it again)."""
-    return not has_step_left(order)
+    """Nothing is left to happen to this order (the worker never needs to look at it again): no step, and no
+    event waiting to be sent to the owner's backend (events.py)."""
+    return not has_step_left(order) and not any(
+        isinstance(e, dict) and e.get("state") == "pending" for e in order.get("outbox") or [])
 
 
 def can_pay(order: dict[str, Any]) -> bool:

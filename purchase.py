@@ -18,11 +18,14 @@ from typing import Any
 
 from telebot import types
 
+import events
+import metrics
 import orders
 from auth import Buyer
 from botapi import BotApi, TelegramError
 from catalogue import Catalogue, Plan
 from config import Settings
+from events import Outbox
 from messages import language_of, plan_title
 from storage import OrderStore
 
@@ -135,6 +138,7 @@ def create_invoice(*, store: OrderStore, catalogue: Catalogue, telegram: BotApi,
         store.update(order["id"], lambda o: orders.move(o, orders.EXPIRED, last_error=error))
         raise PurchaseError(502, "invoice_failed", "We could not create the invoice. Please try again.") from None
     store.update(order["id"], lambda o: o.update(invoice_link=link))
+    metrics.INVOICES.inc()
     log.info("invoice for order %s: %s, %s stars, user %s", order["id"], plan.name, order["stars"], buyer.id)
     return {"invoice_link": link, "order_id": order["id"], "stars": order["stars"], "price_usd": order["price"]}
 
@@ -180,7 +184,7 @@ class PaymentOutcome:
     status: str
 
 
-def record_payment(store: OrderStore, message: types.Message) -> PaymentOutcome:
+def record_payment(store: OrderStore, message: types.Message, outbox: Outbox | None = None) -> PaymentOutcome:
     """Record a successful Stars payment exactly once per telegram_payment_charge_id.
 
     The paid order moves to `paid` and is ready for fulfilment. A payment that cannot buy an eSIM —
@@ -212,6 +216,8 @@ def record_payment(store: OrderStore, message: types.Message) -> PaymentOutcome:
             orders.move(order, orders.PAID, telegram_payment_charge_id=charge_id, paid_at=now,
                         provider_payment_charge_id=payment.provider_payment_charge_id or "",
                         paid_stars=payment.total_amount)
+            if outbox:
+                outbox.add(order, events.PAYMENT_SUCCEEDED)  # in this same change: recorded together or not at all
             result = copy.deepcopy(order)
         else:
             # Keep the money traceable and refundable as an order of its own.
@@ -222,6 +228,8 @@ def record_payment(store: OrderStore, message: types.Message) -> PaymentOutcome:
                 paid_stars=payment.total_amount, currency=payment.currency, language=language_of(payer.language_code),
                 telegram_payment_charge_id=charge_id, paid_at=now, refund_reason=problem, last_error=problem,
             )
+            if outbox:
+                outbox.add(stray, events.PAYMENT_SUCCEEDED)  # real Stars moved; their refund follows
             tx.add(stray)
             result = copy.deepcopy(stray)
     if problem:
@@ -264,7 +272,8 @@ def prune_expired(store: OrderStore, older_than: timedelta, now: datetime | None
     return len(stale)
 
 
-def record_outside_refund(store: OrderStore, fulfilment: Any, refunded: types.RefundedPayment) -> str | None:
+def record_outside_refund(store: OrderStore, fulfilment: Any, refunded: types.RefundedPayment,
+                          outbox: Outbox | None = None) -> str | None:
     """Telegram says a payment was refunded (by the owner in Telegram, by Telegram, or our own refund's echo).
     Nothing is refunded again, and no eSIM is bought for it. An order nobody is working on becomes refunded at
     once; one the shop holds (buying, collecting, refunding) or not yet paid is flagged, and the fulfilment
@@ -290,6 +299,9 @@ def record_outside_refund(store: OrderStore, fulfilment: Any, refunded: types.Re
         in_flight = orders.leased(current) or current.get("esimgo_unsure") or status == orders.PROVISIONING
         if status in (orders.PAID, orders.COMPLETED, orders.FAILED) and not in_flight:
             orders.move(current, orders.REFUNDED, refunded_at=orders.now_iso(), next_attempt_at=None)
+            if outbox:
+                outbox.add(current, events.PAYMENT_REFUNDED)
+            metrics.REFUNDS.labels("elsewhere").inc()
             outcome.append("refunded")
         else:  # not paid yet, or the shop is working on it: it settles the order when it next looks
             current.pop("next_attempt_at", None)
