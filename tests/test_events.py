@@ -243,3 +243,44 @@ def test_a_worker_killed_with_events_pending_delivers_them_after_a_restart_none_
     assert sorted(taken) == sorted([(o, ev) for o in orders_paid
                                     for ev in ("telegram_stars_payment_succeeded", "esim_order_completed")])
     assert len({e["event_id"] for e in receiver.delivered()}) == len(taken)  # none twice
+
+
+@pytest.mark.slow
+def test_metrics_under_gunicorn_add_up_the_web_workers_and_the_order_worker(tmp_path, esimgo, telegram,
+                                                                            catalogue_cache):
+    import shutil
+
+    import requests
+
+    from auth import sign_init_data
+    from test_app import clean_env, free_port, stop, wait_healthy
+
+    shutil.copy(catalogue_cache, tmp_path / "catalogue.json")
+    port = free_port()
+    env = clean_env(ESIMGO_API_KEY=esimgo.api_key, ESIMGO_BASE_URL=esimgo.url, TELEGRAM_BOT_TOKEN="1:x",
+                    TELEGRAM_WEBHOOK_SECRET="s3cret", TELEGRAM_API_URL=telegram.url, DATA_DIR=str(tmp_path),
+                    BIND=f"127.0.0.1:{port}", FULFIL_INLINE="0", WORKER_POLL_SECONDS="0.2")
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    web = subprocess.Popen([sys.executable, "-m", "gunicorn", "app:create_app()"], cwd=ROOT, env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    worker = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "worker")], cwd=ROOT, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, web)
+        auth = {"Authorization": "tma " + sign_init_data("1:x", {"id": BUYER, "first_name": "A"})}
+        answer = requests.post(f"{url}/api/telegram/stars/create-invoice", json={"bundle_name": BUNDLE},
+                               headers=auth, timeout=10).json()
+        update = updates.successful_payment(BUYER, answer["order_id"], answer["stars"])
+        assert requests.post(f"{url}/api/telegram/webhook", json=update, timeout=10,
+                             headers={"X-Telegram-Bot-Api-Secret-Token": "s3cret"}).status_code == 200
+        telegram.wait_for("sendPhoto", chat_id=BUYER, timeout=30)  # the order worker delivered it
+        text = requests.get(f"{url}/metrics", timeout=10).text
+        # Counted in a web worker (invoice, payment) and in the order worker (completion): one scrape has all.
+        for line in ("esimsdata_invoices_total 1.0", "esimsdata_payments_total 1.0", "esimsdata_completions_total 1.0"):
+            assert line in text, line
+        assert list((tmp_path / "metrics").glob("counter_*.db"))
+    finally:
+        os.killpg(worker.pid, signal.SIGTERM)
+        worker.wait(10)
+        stop(web)
