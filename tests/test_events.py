@@ -251,9 +251,9 @@ def test_metrics_under_gunicorn_add_up_the_web_workers_and_the_order_worker(tmp_
     import shutil
 
     import requests
+    from test_app import clean_env, free_port, stop, wait_healthy
 
     from auth import sign_init_data
-    from test_app import clean_env, free_port, stop, wait_healthy
 
     shutil.copy(catalogue_cache, tmp_path / "catalogue.json")
     port = free_port()
