@@ -128,10 +128,10 @@ class Outbox:
         claimed: list[dict[str, Any]] = []
 
         def claim(current: dict[str, Any]) -> None:  # under the lock: this worker sends it, no other
-            waiting = pending(current)
-            if not waiting:
-                return
-            entry = waiting[0]
+            unsent = [e for e in current.get("outbox") or [] if isinstance(e, dict) and e.get("state") != "sent"]
+            if not unsent or unsent[0].get("state") != "pending":
+                return  # none, or an earlier one failed: later events wait for it (they keep their order)
+            entry = unsent[0]
             due = orders.parse_time(entry.get("next_at")) or now
             sending = orders.parse_time(entry.get("sending_until"))
             if due <= now and (sending is None or sending <= now):
