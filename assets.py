@@ -1,7 +1,7 @@
 """How the Mini App's code reaches Telegram's web view fresh and fast (SPEC §7, STYLE.md): the JS modules in
 `static/js/` and the ru/en dictionary `static/i18n.json` are served as one bundle (`/assets/app.js?v=<hash>`),
-the CSS is inlined, and `static_url()` puts a content hash on every other static URL, so assets are cached for
-a year while a page never names stale code.
+the CSS is inlined, and `static_url()` puts a content hash on every other static URL (such as the device list,
+`static/devices.json`), so assets are cached for a year while a page never names stale code.
 """
 
 from __future__ import annotations
@@ -19,10 +19,13 @@ bp = Blueprint("assets", __name__)
 STATIC = Path(__file__).resolve().parent / "static"
 CSS_FILE = "css/app.css"
 I18N_FILE = "i18n.json"
+DEVICES_FILE = "devices.json"  # the device check's phone list (README: how to update it)
 # The bundle's parts, in load order: dom.js first (it makes the ES namespace), then what the pages share
-# (Telegram glue, language, formatting, API, page pieces), the pages, and boot.js last (runs the page).
-JS_MODULES = ("js/dom.js", "js/telegram.js", "js/i18n.js", "js/format.js", "js/api.js", "js/ui.js",
-              "js/catalogue.js", "js/plans.js", "js/checkout.js", "js/orders.js", "js/esim.js", "js/boot.js")
+# (Telegram glue, language, formatting, API, page pieces, moving between pages), the pages, and boot.js last
+# (starts the router on the page the server rendered).
+JS_MODULES = ("js/dom.js", "js/telegram.js", "js/i18n.js", "js/format.js", "js/api.js", "js/ui.js", "js/router.js",
+              "js/devices.js", "js/catalogue.js", "js/plans.js", "js/checkout.js", "js/orders.js", "js/esim.js",
+              "js/boot.js")
 BUNDLE = "app.js"
 YEAR = 365 * 24 * 3600
 
@@ -40,12 +43,28 @@ def _mtimes(names: tuple[str, ...]) -> tuple[int, ...]:
     return tuple((STATIC / name).stat().st_mtime_ns for name in names)
 
 
+def compact(source: str) -> str:
+    """A module as the bundle carries it: indentation, blank lines and whole-line comments left out.
+
+    Line by line, and every line of code kept as it is (our modules have no multi-line strings or template
+    literals), so nothing but whitespace and comments can change: a quarter of the first screen's bytes.
+    """
+    lines, in_comment = [], False
+    for line in source.splitlines():
+        text = line.strip()
+        if in_comment or text.startswith("/*"):
+            in_comment = not text.endswith("*/")
+        elif text and not text.startswith("//"):
+            lines.append(text)
+    return "\n".join(lines)
+
+
 def _build_bundle() -> bytes:
     parts = ["/* esimsdata Mini App: static/i18n.json + static/js/*.js, joined by assets.py */",
              "window.ES_I18N = " + json.dumps(json.loads((STATIC / I18N_FILE).read_text("utf-8")),
                                               ensure_ascii=False, separators=(",", ":")) + ";"]
     for name in JS_MODULES:
-        parts.append(f"/* ---- {name} ---- */\n" + (STATIC / name).read_text("utf-8"))
+        parts.append(f"/* ---- {name} ---- */\n" + compact((STATIC / name).read_text("utf-8")))
     return "\n".join(parts).encode()
 
 
@@ -90,7 +109,7 @@ _parsed_i18n: dict[bytes, dict[str, dict[str, str]]] = {}
 @bp.record_once
 def _warm_assets(_state: Any) -> None:
     # Hash everything at start-up: a missing or broken asset fails the deploy, not a buyer's page.
-    for name in (CSS_FILE, I18N_FILE, BUNDLE):
+    for name in (CSS_FILE, I18N_FILE, DEVICES_FILE, BUNDLE):
         asset(name)
     translations()
 

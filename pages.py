@@ -1,10 +1,12 @@
 """The Mini App's pages (SPEC §7): the buyer-facing HTML routes and what every page carries.
 
 Owns the page routes (catalogue, plans of a country / region / global, checkout, My eSIMs, eSIM detail,
-help), which render only the page chrome — the data comes from the JSON API in the browser, authenticated
-with the buyer's initData — the language a page is rendered in, and the headers of every page: never cached
-(`no-store`), and a Content-Security-Policy that allows only our origin and telegram.org. Assets are
-`assets.py`; demo mode's buyer API is `demo_api.py`.
+help), the language a page is rendered in, and the headers of every page: never cached (`no-store`), and a
+Content-Security-Policy that allows only our origin and telegram.org. Each route answers the same one-document
+app (templates/base.html): the page asked for rendered into <main>, every other page as a <template> that
+static/js/router.js clones when the buyer moves on, so the Mini App is loaded once per launch and Telegram's
+launch data never has to be stored. Pages render only their chrome; the data comes from the JSON API in the
+browser, authenticated with the buyer's initData. Assets are `assets.py`; demo mode's buyer API is `demo_api.py`.
 """
 
 from __future__ import annotations
@@ -32,14 +34,15 @@ _TELEGRAM_HANDLE = re.compile(r"@?([A-Za-z][A-Za-z0-9_]{3,31})")
 
 
 def page_language() -> str:
-    """The language the server renders in: the browser JS's choice (cookie), else Accept-Language.
+    """The language the server renders in: `?lang=`, else the `lang` cookie, else Accept-Language.
 
-    The JS decides from the switch (localStorage) or Telegram's `language_code` and stores it in the `lang`
-    cookie, so from the second page on the HTML arrives in the buyer's language without a flash.
+    The JS decides from the switch or Telegram's `language_code` and keeps it in the `lang` cookie; where the web
+    view refuses the cookie (Telegram Web's cross-site iframe) it keeps it in the URL's `?lang=` instead, so a
+    reload — or a link the bot gives with `?lang=` — is rendered in the buyer's language on the first paint.
     """
-    chosen = request.cookies.get("lang")
-    if chosen in LANGUAGES:
-        return chosen
+    for chosen in (request.args.get("lang"), request.cookies.get("lang")):
+        if chosen in LANGUAGES:
+            return chosen
     return request.accept_languages.best_match(LANGUAGES, default="en") or "en"
 
 
@@ -83,12 +86,31 @@ def _template_helpers() -> dict[str, Any]:
     }
 
 
-def _page(template: str, status: int = 200, **context: Any) -> tuple[str, int]:
-    return render_template(template, **context), status
+# The app's pages: view name -> (template, title key, parent page). A view without a parent is a root: the tab
+# bar shows, Back does not. static/js/router.js has the client's side of the same table (paths -> views).
+VIEWS: dict[str, tuple[str, str | None, str | None]] = {
+    "catalogue": ("catalogue.html", None, None),
+    "plans": ("plans.html", None, "/"),
+    "checkout": ("checkout.html", "checkout_title", "/"),
+    "orders": ("my_esims.html", "my_title", None),
+    "esim": ("esim.html", "esim_title", "/my-esims"),
+    "help": ("help.html", "help_title", None),
+    "not_found": ("not_found.html", None, "/"),
+}
+
+
+def _page(view: str, status: int = 200, title: str | None = None, **context: Any) -> tuple[str, int]:
+    template, title_key, parent = VIEWS[view]
+    if title is None:
+        title = f"{translate(title_key)} · esimsdata" if title_key else "esimsdata"
+    # Every other page as a <template> for the router; the one shown is copied from <main> by the script.
+    others = [(name, spec[0]) for name, spec in VIEWS.items() if name not in (view, "not_found")]
+    return render_template("base.html", page=view, view_file=template, title=title, root=parent is None,
+                           parent=parent or "/", templates=others, **context), status
 
 
 def _not_found(message_key: str = "page_not_found") -> tuple[str, int]:
-    return _page("not_found.html", 404, page="not_found", message_key=message_key)
+    return _page("not_found", 404, message_key=message_key)
 
 
 def _area(kind: str, code: str) -> dict[str, Any] | None | bool:
@@ -118,7 +140,7 @@ def _no_store(response: Response) -> Response:
 
 @bp.get("/")
 def catalogue() -> tuple[str, int]:
-    return _page("catalogue.html", page="catalogue", root=True)
+    return _page("catalogue")
 
 
 @bp.get("/country/<iso>")
@@ -146,7 +168,8 @@ def _plans(kind: str, code: str) -> tuple[str, int]:
     area = _area(kind, code)
     if area is False:
         return _not_found("area_not_found")
-    return _page("plans.html", page="plans", kind=kind, code=code, area=area or None)
+    name = area["name"] if area else None
+    return _page("plans", title=f"{name} · esimsdata" if name else None, kind=kind, code=code, area=area or None)
 
 
 @bp.get("/checkout/<bundle_name>")
@@ -156,23 +179,23 @@ def checkout(bundle_name: str) -> tuple[str, int]:
     index = extensions.catalogue().index
     if index is not None and bundle_name not in index.plans:
         return _not_found("plan_gone")
-    return _page("checkout.html", page="checkout", bundle_name=bundle_name)
+    return _page("checkout")
 
 
 @bp.get("/my-esims")
 def my_esims() -> tuple[str, int]:
-    return _page("my_esims.html", page="orders", root=True)
+    return _page("orders")
 
 
 @bp.get("/esim/<order_id>")
 def esim(order_id: str) -> tuple[str, int]:
     if not _ORDER_ID.fullmatch(order_id):
         return _not_found()
-    return _page("esim.html", page="esim", order_id=order_id)
+    return _page("esim")
 
 
 @bp.get("/help")
 def help_page() -> tuple[str, int]:
-    return _page("help.html", page="help", root=True)
+    return _page("help")
 
 

@@ -206,3 +206,43 @@ def test_every_translated_text_carries_its_key_for_the_language_switch(client, l
         for name, _, kind, _ in attributes:
             assert (name, kind) in (("placeholder", "placeholder"), ("aria-label", "aria")), (path, name, kind)
 
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_every_page_is_the_one_app_with_every_other_page_as_a_template(client, path):
+    # static/js/router.js moves between pages inside this document: Telegram's launch data is never reloaded.
+    html = client.get(path).get_data(as_text=True)
+    page = re.search(r'<body data-page="(\w+)"', html).group(1)
+    templates = set(re.findall(r'<template id="view-(\w+)">', html))
+    assert templates == {"catalogue", "plans", "checkout", "orders", "esim", "help"} - {page}
+    assert re.search(r'data-devices="/static/devices\.json\?v=[0-9a-f]{12}"', html)
+
+
+def test_the_language_in_the_url_wins_over_the_cookie(client):
+    # Telegram Web's cross-site iframe keeps no cookie: there the script carries the language as ?lang=.
+    client.set_cookie("lang", "en")
+    html = client.get("/help?lang=ru").get_data(as_text=True)
+    assert '<html lang="ru">' in html and "Помощь" in html
+    assert '<html lang="en">' in client.get("/help?lang=xx").get_data(as_text=True)
+
+
+def test_the_bundle_leaves_out_only_comments_blank_lines_and_indentation(client):
+    from assets import JS_MODULES, STATIC, compact
+
+    for name in JS_MODULES:
+        source = (STATIC / name).read_text("utf-8")
+        code = {line.strip() for line in source.splitlines()}
+        kept = compact(source).splitlines()
+        assert kept and set(kept) <= code, name
+        assert not [line for line in kept if line.startswith(("//", "/*"))], name
+
+
+def test_the_device_list_is_brands_with_models():
+    devices = json.loads((ROOT / "static" / "devices.json").read_text("utf-8"))
+    table = json.loads((ROOT / "static" / "i18n.json").read_text("utf-8"))
+    assert devices["updated"] and devices["about"]
+    names = [model for brand in devices["brands"] for model in brand["models"]]
+    assert len(names) > 100 and len(set(names)) == len(names)
+    for brand in devices["brands"]:
+        assert brand["brand"] and brand["platform"] in ("ios", "android") and brand["models"]
+        assert brand.get("note") is None or brand["note"] in table["en"].keys() & table["ru"].keys()

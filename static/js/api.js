@@ -1,6 +1,8 @@
 /* api.js — the one door to our JSON API: ES.api() (no-store, same-origin) carrying the buyer's initData as
    `Authorization: tma …` when asked (Telegram's, or in demo mode a signed demo buyer's), and ES.ApiError with a
-   message fit to show the buyer, its HTTP status and error code (what ES.load decides on). */
+   message fit to show the buyer, its HTTP status and error code (what ES.load decides on). ES.catalogueApi()
+   keeps the catalogue's answers in memory for a while, so moving back and forth between pages asks again only
+   for what it has not seen. */
 (function (ES) {
   "use strict";
 
@@ -12,14 +14,16 @@
     }
   }
 
+  let demoBuyer = null;
   /** initData for `Authorization: tma …`: Telegram's, or in demo mode a signed demo buyer's. */
   async function initData() {
     if (ES.inTelegram) return ES.tg.initData;
     if (!ES.demo) throw new ApiError(ES.t("outside_title"), 401, "unauthorized");
-    const cached = JSON.parse(ES.session.get("esims.demoInit") || "null");
+    const cached = demoBuyer || JSON.parse(ES.session.get("esims.demoInit") || "null");
     if (cached && Date.now() - cached.at < 3600 * 1000) return cached.value;
     const answer = await ES.api("/api/demo/init-data?lang=" + ES.lang);
-    ES.session.set("esims.demoInit", JSON.stringify({ at: Date.now(), value: answer.init_data }));
+    demoBuyer = { at: Date.now(), value: answer.init_data };
+    ES.session.set("esims.demoInit", JSON.stringify(demoBuyer));
     return answer.init_data;
   }
 
@@ -45,4 +49,20 @@
     }
     return data;
   };
+
+  // The catalogue changes daily at most: its answers are reused for 10 minutes (failures never are).
+  const FRESH_MS = 10 * 60 * 1000;
+  const answers = new Map();
+
+  /** GET a public catalogue path, from memory when it was asked lately. */
+  ES.catalogueApi = function (path) {
+    const kept = answers.get(path);
+    if (kept && Date.now() - kept.at < FRESH_MS) return kept.promise;
+    const promise = ES.api(path);
+    answers.set(path, { at: Date.now(), promise });
+    promise.catch(() => { if (answers.get(path) && answers.get(path).promise === promise) answers.delete(path); });
+    return promise;
+  };
+  /** Keep an answer the page already holds (a plan from its list) for a later ES.catalogueApi(path). */
+  ES.catalogueKeep = (path, answer) => answers.set(path, { at: Date.now(), promise: Promise.resolve(answer) });
 })(window.ES);

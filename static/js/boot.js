@@ -1,6 +1,6 @@
-/* boot.js — last in the bundle: tells Telegram we are ready, settles language and theme, wires Back, the
-   language switch and haptics, then runs the page named by <body data-page>. Outside Telegram (and not in
-   demo mode) it shows how to open the shop instead. */
+/* boot.js — last in the bundle: tells Telegram we are ready, settles language and theme, wires the language
+   switch and haptics, then hands the page the server rendered to router.js, which runs it and every page after
+   it in this document. Outside Telegram (and not in demo mode) it shows how to open the shop instead. */
 (function (ES) {
   "use strict";
 
@@ -15,15 +15,13 @@
   ES.applyTheme();
   if (tg && ES.inTelegram && tg.onEvent) tg.onEvent("themeChanged", ES.applyTheme);
   ES.initLangSwitch();
-  ES.initNavigation();
-  ES.mainButton.hide(); // Telegram keeps the MainButton across pages: each page starts without one
+  ES.initTaps();
 
-  const page = document.body.dataset.page;
   if (!ES.inTelegram && !ES.demo) {
     document.getElementById("main").hidden = true;
     document.getElementById("outside").hidden = false;
     for (const tabbar of ES.$$(".tabbar")) tabbar.hidden = true;
     return;
   }
-  if (ES.pages[page]) ES.pages[page]();
+  ES.startRouter();
 })(window.ES);

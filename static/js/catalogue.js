@@ -1,5 +1,6 @@
 /* catalogue.js — the shop's first screen (/): every destination from one GET /api/esimgo/countries,
-   Countries / Regions / Global tabs, and a search over all of them in English and the buyer's language. */
+   Countries / Regions / Global tabs, and a search over all of them in English and the buyer's language whose
+   result count is announced once (not every row re-read). */
 (function (ES) {
   "use strict";
 
@@ -12,16 +13,16 @@
     KR: "korea корея", CZ: "czechia чехия", TR: "turkiye турция", NL: "holland голландия",
   };
 
-  function norm(text) {
-    return String(text || "").toLowerCase().normalize("NFD").replace(/[\u0300-\u036f]/g, "").trim();
-  }
+  const norm = ES.norm;
+  let chosenTab = null; // the tab chosen earlier in this launch (and this session, where storage allows)
 
   ES.pages.catalogue = function () {
     const box = document.getElementById("destinations");
     const search = document.getElementById("search");
     const tabs = document.getElementById("kind-tabs");
     let data = null;
-    let tab = ES.session.get("esims.tab") || "local";
+    let tab = chosenTab || ES.session.get("esims.tab") || "local";
+    let announced = null;
 
     function entry(kind, item) {
       const name = ES.areaName(kind, item.code, item.name);
@@ -69,6 +70,9 @@
         const hits = countries.concat(regions, world).filter((e) => e.search.includes(q) || e.iso === q);
         if (hits.length) nodes.push(...section(t("results"), hits));
         else nodes.push(el("div", { class: "card empty", text: t("no_results", { q: raw }) }));
+        const count = hits.length ? tn("results_n", hits.length) : t("no_results", { q: raw });
+        if (count !== announced) ES.announce(count);
+        announced = count;
       } else if (tab === "region") {
         nodes.push(...section(null, regions));
       } else if (tab === "global") {
@@ -78,11 +82,12 @@
         if (popular.length) nodes.push(...section(t("popular"), popular));
         nodes.push(...section(t("all_countries"), countries));
       }
+      if (!q) announced = null;
       box.replaceChildren(...nodes);
     }
 
     const selectTab = ES.tabs(tabs, (name) => {
-      tab = name;
+      tab = chosenTab = name;
       ES.session.set("esims.tab", tab);
       search.value = "";
       render();
@@ -92,7 +97,7 @@
     search.addEventListener("keydown", (event) => {
       if (event.key === "Enter") search.blur(); // hides the phone keyboard, as "Search" on it suggests
     });
-    ES.load(box, () => ES.api("/api/esimgo/countries").then((answer) => { data = answer; }), render,
+    ES.load(box, () => ES.catalogueApi("/api/esimgo/countries").then((answer) => { data = answer; }), render,
       { catalogue: true });
   };
 })(window.ES);

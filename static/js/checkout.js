@@ -1,17 +1,26 @@
-/* checkout.js — /checkout/<bundle_name>[?iccid=]: the plan from GET /api/esimgo/bundle/<name>, what is
-   included, the price in Stars and USD, and the MainButton that pays: POST create-invoice (progress on the
-   button meanwhile), then Telegram.WebApp.openInvoice. "paid" leads to the eSIM page, which waits for it. */
+/* checkout.js — /checkout/<bundle_name>[?iccid=]: the plan (from the plans page's list in memory, else
+   GET /api/esimgo/bundle/<name>), what is included, the price in Stars and USD, the device check with the
+   buyer's word that the phone takes an eSIM (not for a top-up: that eSIM is installed already), and the
+   MainButton that pays: POST create-invoice (progress on the button meanwhile), then
+   Telegram.WebApp.openInvoice. "paid" leads to the eSIM page, which waits for it. */
 (function (ES) {
   "use strict";
 
   const { el, t, tn } = ES;
+  let deviceConfirmed = false; // once given, the buyer's word holds for this launch
 
   ES.pages.checkout = function () {
-    const name = document.body.dataset.bundle;
+    const name = ES.route.params.bundle;
     const iccid = ES.query("iccid");
     const box = document.getElementById("checkout");
+    const device = document.getElementById("checkout-device");
+    const confirm = document.getElementById("device-ok");
     let plan = null;
     let busy = false;
+
+    ES.deviceCheck(device);
+    confirm.checked = deviceConfirmed;
+    confirm.addEventListener("change", () => { deviceConfirmed = confirm.checked; });
 
     function fact(icon, text) {
       return el("li", {}, [el("span", { class: "ic", "aria-hidden": "true", text: icon }), el("span", { text })]);
@@ -50,9 +59,9 @@
             el("span", { class: "usd", "data-usd": plan.price_usd, text: "≈ " + ES.usd(plan.price_usd) }),
           ]),
         ]),
-        el("p", { class: "footnote hint", text: t("needs_unlocked") }),
       );
       box.replaceChildren(...nodes);
+      device.hidden = Boolean(iccid);
       ES.parent = ES.areaHref(kind, plan.area) + (iccid ? "?iccid=" + encodeURIComponent(iccid) : "");
       if (!busy) ES.mainButton.set(t("pay_button", { stars: ES.number(plan.stars) }), pay);
     }
@@ -65,11 +74,19 @@
     function paid(orderId, status) {
       ES.mainButton.hide();
       // Replace, not push: Back from the eSIM page must not land on a checkout that was already paid.
-      location.replace("/esim/" + encodeURIComponent(orderId) + "?" + status + "=1");
+      ES.go("/esim/" + encodeURIComponent(orderId) + "?" + status + "=1", { replace: true });
     }
 
     async function pay() {
       if (busy || !plan) return;
+      if (!iccid && !confirm.checked) {
+        // Not paid before the buyer has said the phone takes an eSIM: show where, and why.
+        ES.notify("warning");
+        confirm.closest("label").scrollIntoView({ block: "center" });
+        confirm.focus({ preventScroll: true });
+        ES.toast(t("device_confirm_first"), 3500);
+        return;
+      }
       busy = true;
       ES.haptic("light");
       ES.mainButton.progress(true);
@@ -132,7 +149,7 @@
       }
     }
 
-    ES.load(box, () => ES.api("/api/esimgo/bundle/" + encodeURIComponent(name)).then((answer) => {
+    ES.load(box, () => ES.catalogueApi("/api/esimgo/bundle/" + encodeURIComponent(name)).then((answer) => {
       plan = answer.bundle;
     }), render, {
       catalogue: true,

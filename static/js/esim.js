@@ -1,6 +1,6 @@
 /* esim.js — one order's page (/esim/<order_id>) from GET /api/orders/<id>. While the eSIM is prepared it
    says so and polls; once ready: the QR (our signed, short-lived PNG URL), SM-DP+ address and activation
-   code with copy buttons, the iPhone one-tap link, usage (used, left, days left, when it was measured; a warning
+   code with copy buttons, the iPhone one-tap link (only on an iPhone, where it works), usage (used, left, days left, when it was measured; a warning
    at 80 %, and at 100 % "used up" with Top up as the primary button), top-up, and the install steps. */
 (function (ES) {
   "use strict";
@@ -9,7 +9,7 @@
   const IOS_PREFIX = "https://esimsetup.apple.com/esim_qrcode_provisioning?carddata=";
 
   ES.pages.esim = function () {
-    const id = document.body.dataset.order;
+    const id = ES.route.params.order;
     const box = document.getElementById("esim");
     const install = document.getElementById("install");
     const title = document.getElementById("esim-title");
@@ -84,11 +84,7 @@
 
     function topUp() {
       const kind = order.plan_kind || ES.areaKind(order.country_code);
-      location.href = ES.areaHref(kind, order.country_code) + "?iccid=" + encodeURIComponent(order.iccid);
-    }
-
-    function onIphoneLink(ios) {
-      return ios && ES.inTelegram && ES.tg.platform === "ios" ? ios : null;
+      ES.go(ES.areaHref(kind, order.country_code) + "?iccid=" + encodeURIComponent(order.iccid));
     }
 
     function readyNodes() {
@@ -100,11 +96,12 @@
           el("p", { text: t("qr_caption") }),
         ]));
       }
-      const ios = typeof order.ios_install_url === "string" && order.ios_install_url.startsWith(IOS_PREFIX)
+      // Apple's one-tap install works only on the iPhone itself: inside Telegram it is the MainButton, in a
+      // browser on an iPhone a link; anywhere else (Android, a computer) the QR and the codes are the way.
+      const onIphone = ES.platform() === "ios";
+      const ios = onIphone && typeof order.ios_install_url === "string" && order.ios_install_url.startsWith(IOS_PREFIX)
         ? order.ios_install_url : null;
-      // On an iPhone inside Telegram the one-tap install is the MainButton; elsewhere it is a link here.
-      const onIphone = ES.inTelegram && ES.tg.platform === "ios";
-      if (ios && !onIphone) {
+      if (ios && !ES.inTelegram) {
         nodes.push(el("a", { class: "button secondary", href: ios, "data-external": true, id: "ios-install",
           text: t("ios_button") }));
       }
@@ -123,7 +120,7 @@
         nodes.push(el("button", { type: "button", class: usedUp ? "button" : "button secondary", id: "top-up",
           text: t("topup"), onclick: topUp }));
       }
-      return { nodes, ios: onIphoneLink(ios) };
+      return { nodes, ios: ios && ES.inTelegram ? ios : null };
     }
 
     function render() {
@@ -174,7 +171,7 @@
       for (const list of ES.$$("[data-steps]", install)) list.hidden = list.dataset.steps !== which;
     }
     const selectSteps = ES.tabs(document.getElementById("install-tabs"), showSteps);
-    const platform = ES.inTelegram && ES.tg.platform === "android" ? "android" : "iphone";
+    const platform = ES.platform() === "android" ? "android" : "iphone";
     selectSteps(platform);
     showSteps(platform);
 

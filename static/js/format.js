@@ -1,8 +1,11 @@
 /* format.js — how numbers, prices, data, days, dates and places read in the buyer's language: Stars and USD,
-   GB as eSIM Go counts them, flags, country / region / global names and the URL of each area's plans. */
+   GB as eSIM Go counts them, flags, country / region / global names and the URL of each area's plans; and
+   ES.norm, the one way a search compares text. */
 (function (ES) {
   "use strict";
 
+  /** Text as searches compare it: lower case, accents dropped, trimmed. */
+  ES.norm = (text) => String(text || "").toLowerCase().normalize("NFD").replace(/[\u0300-\u036f]/g, "").trim();
   ES.number = (n, digits) => new Intl.NumberFormat(ES.lang, { maximumFractionDigits: digits || 0 }).format(n);
   ES.stars = (n) => ES.number(n) + " ⭐";
   // Money arrives as a decimal string; converting for display only (never for a price) is safe.

@@ -1,16 +1,20 @@
 /* i18n.js — the buyer's language: the ru/en dictionary from static/i18n.json (window.ES_I18N, put at the top of
    the bundle by assets.py), ES.t / ES.tn (plurals), re-translating the page's [data-i18n*] elements, and the
-   EN/RU switch (kept in localStorage over Telegram's language_code, and in a cookie for the server). */
+   EN/RU switch (kept in memory and localStorage over Telegram's language_code; for the server in a cookie, or
+   where the web view refuses the cookie, in the URL's ?lang= — ES.langInUrl, which router.js writes). */
 (function (ES) {
   "use strict";
 
   const DICT = window.ES_I18N || { en: {} };
-  const langListeners = [];
+  const langListeners = { kept: [], view: [] };
+  let chosen = null; // the switch's choice, in memory whatever storage allows
   ES.lang = document.documentElement.lang === "ru" ? "ru" : "en";
+  ES.langInUrl = false;
 
   ES.detectLang = function () {
-    const chosen = ES.local.get("esims.lang");
-    if (chosen && DICT[chosen]) return chosen;
+    for (const lang of [chosen, ES.local.get("esims.lang"), ES.query("lang")]) {
+      if (lang && DICT[lang]) return lang;
+    }
     const user = ES.tg && ES.tg.initDataUnsafe && ES.tg.initDataUnsafe.user;
     if (user && user.language_code) return /^ru/i.test(user.language_code) ? "ru" : "en";
     return ES.lang; // the server's guess (cookie or Accept-Language)
@@ -34,7 +38,7 @@
   };
 
   /** Re-translate what the server wrote (templates/_i18n.html marks it with its key). */
-  function applyI18n(root) {
+  ES.applyI18n = function (root) {
     for (const node of ES.$$("[data-i18n]", root)) node.textContent = ES.t(node.dataset.i18n);
     for (const node of ES.$$("[data-i18n-placeholder]", root)) node.placeholder = ES.t(node.dataset.i18nPlaceholder);
     for (const node of ES.$$("[data-i18n-aria]", root)) node.setAttribute("aria-label", ES.t(node.dataset.i18nAria));
@@ -42,6 +46,10 @@
     for (const button of ES.$$(".lang-switch button")) {
       button.setAttribute("aria-pressed", String(button.dataset.lang === ES.lang));
     }
+  };
+
+  function cookieHolds(lang) {
+    try { return document.cookie.split(/;\s*/).indexOf("lang=" + lang) >= 0; } catch (e) { return false; }
   }
 
   /** Switch language; `explicit` (the switch) is remembered over Telegram's language_code. */
@@ -49,15 +57,21 @@
     if (!DICT[lang]) return;
     const changed = lang !== ES.lang || document.documentElement.lang !== lang;
     ES.lang = lang;
-    if (explicit) ES.local.set("esims.lang", lang);
-    // The server renders the next page in this language, so it arrives without a flash of the other one.
+    if (explicit) {
+      chosen = lang;
+      ES.local.set("esims.lang", lang);
+    }
+    // A reload is rendered by the server in this language: the cookie tells it, or the URL where no cookie is kept.
     document.cookie = "lang=" + lang + "; path=/; max-age=31536000; samesite=lax";
+    ES.langInUrl = !cookieHolds(lang);
     if (changed) {
-      applyI18n(document);
-      for (const listener of langListeners) listener();
+      ES.applyI18n(document);
+      for (const listener of langListeners.kept.concat(langListeners.view)) listener();
     }
   };
-  ES.onLang = (listener) => langListeners.push(listener);
+  /** Call `listener` on a language change: while the current view is shown, or for good with `keep`. */
+  ES.onLang = (listener, keep) => langListeners[keep ? "kept" : "view"].push(listener);
+  ES.dropViewListeners = () => { langListeners.view.length = 0; };
 
   ES.initLangSwitch = function () {
     for (const button of ES.$$(".lang-switch button")) {

@@ -1,15 +1,13 @@
 /* plans.js — the plans of one destination (/country/<ISO>, /region/<slug>, /global) from
-   GET /api/esimgo/bundles, split into Standard and Unlimited; a plan opens its checkout. With ?iccid= (a
-   top-up) the choice is carried on to the checkout. */
+   GET /api/esimgo/bundles, split into Standard and Unlimited; a plan opens its checkout, which finds the plan
+   already in memory. With ?iccid= (a top-up) the choice is carried on to the checkout. */
 (function (ES) {
   "use strict";
 
   const { el, t, tn } = ES;
 
   ES.pages.plans = function () {
-    const body = document.body;
-    const kind = body.dataset.kind;
-    const code = body.dataset.area;
+    const { kind, area: code } = ES.route.params;
     const iccid = ES.query("iccid");
     const box = document.getElementById("plans");
     const tabs = document.getElementById("plan-tabs");
@@ -58,8 +56,13 @@
       render();
     });
     selectTab(tab);
-    ES.load(box, () => ES.api("/api/esimgo/bundles?" + query).then((answer) => {
+    const flag = document.getElementById("area-flag");
+    if (!flag.textContent) flag.textContent = ES.flag(kind === "local" ? code : kind === "global" ? "global" : "");
+    ES.load(box, () => ES.catalogueApi("/api/esimgo/bundles?" + query).then((answer) => {
       data = answer;
+      for (const plan of data.bundles) {
+        ES.catalogueKeep("/api/esimgo/bundle/" + encodeURIComponent(plan.name), { bundle: plan, area: data.area });
+      }
       if (!data.bundles.some((b) => !b.unlimited)) {
         tab = "unlimited"; // only unlimited plans here: show them, not an empty Standard tab
         selectTab(tab);

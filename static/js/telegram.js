@@ -1,6 +1,6 @@
 /* telegram.js — the Telegram.WebApp glue: whether we run inside Telegram (or in demo mode in a plain browser),
-   the theme, haptics, native alerts and links, the MainButton (a look-alike bar outside Telegram) and Back
-   (Telegram's BackButton, or the page's back link). */
+   which kind of device the buyer is on, the theme, haptics, native alerts and links, and the MainButton (a
+   look-alike bar outside Telegram). Back and moving between pages are router.js's. */
 (function (ES) {
   "use strict";
 
@@ -16,6 +16,19 @@
     return Boolean(ES.inTelegram && tg.isVersionAtLeast && tg.isVersionAtLeast(version));
   }
   ES.supports = supports;
+
+  /**
+   * The buyer's device: "ios", "android", "desktop" (Telegram Desktop, macOS, Web K / Web A) or "unknown", from
+   * Telegram's WebApp.platform; outside Telegram (demo) from the browser's user agent.
+   */
+  ES.platform = function () {
+    const platform = ES.inTelegram ? String(tg.platform || "") : "";
+    if (platform === "ios") return "ios";
+    if (/^android/.test(platform)) return "android";
+    if (platform && platform !== "unknown") return "desktop";
+    const agent = navigator.userAgent;
+    return /iPhone|iPad|iPod/.test(agent) ? "ios" : /Android/.test(agent) ? "android" : "unknown";
+  };
 
   ES.applyTheme = function () {
     if (!tg) return;
@@ -98,30 +111,8 @@
     },
   };
 
-  /** Where Back goes: the previous in-app page, or the page's parent when we came from elsewhere. */
-  ES.parent = (ES.$(".back-link") && ES.$(".back-link").getAttribute("href")) || "/";
-  ES.backToParent = false;
-  ES.back = function () {
-    let fromUs = false;
-    try { fromUs = Boolean(document.referrer) && new URL(document.referrer).origin === location.origin; } catch (e) { /* no */ }
-    if (!ES.backToParent && fromUs && history.length > 1) history.back();
-    else location.href = ES.parent;
-  };
-
-  ES.initNavigation = function () {
-    const root = body.dataset.root === "1";
-    const back = () => { ES.haptic("light"); ES.back(); };
-    if (ES.inTelegram) {
-      if (root) tg.BackButton.hide();
-      else { tg.BackButton.onClick(back); tg.BackButton.show(); }
-    } else {
-      const link = ES.$(".back-link");
-      if (link && !root) {
-        link.hidden = false;
-        link.addEventListener("click", (event) => { event.preventDefault(); back(); });
-      }
-    }
-    // Light haptics on taps of interactive rows, tabs and buttons; links to Telegram / the web open natively.
+  /** Light haptics on taps of interactive rows, tabs and buttons; links to Telegram / the web open natively. */
+  ES.initTaps = function () {
     document.addEventListener("click", (event) => {
       const target = event.target.closest("a, button");
       if (!target) return;

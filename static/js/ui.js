@@ -1,6 +1,7 @@
 /* ui.js — the pieces every page is built from: centred states (spinner or icon, title, text, button), ES.load
-   (fetch, draw, and the one way a page fails, waits for the catalogue or polls), ES.tabs (the segmented
-   tabs), the toast and copy-to-clipboard. */
+   (fetch, draw, and the one way a page fails, waits for the catalogue or polls — until the buyer leaves the
+   page), ES.tabs (the segmented tabs), the toast, ES.announce (the screen reader's live region) and
+   copy-to-clipboard. */
 (function (ES) {
   "use strict";
 
@@ -33,7 +34,8 @@
    * - options.notFound(): the state options 404 shows.
    * - options.poll(): after a fetch, how many ms until the next one (0: no more).
    * - options.keep: once something was shown, a failed fetch keeps it and tries again quietly after this many ms.
-   * Any other failure shows the error's message and a Retry button.
+   * Any other failure shows the error's message and a Retry button. Once the buyer has moved to another page
+   * (`box` is no longer in the document) nothing more is fetched or drawn.
    */
   ES.load = function (box, fetch, render, options) {
     const opts = options || {};
@@ -46,13 +48,16 @@
     }
 
     function run() {
+      if (!box.isConnected) return;
       fetch().then(() => {
+        if (!box.isConnected) return;
         loaded = true;
         failure = null;
         render();
         const next = opts.poll ? opts.poll() : 0;
         if (next) setTimeout(run, next);
       }).catch((error) => {
+        if (!box.isConnected) return;
         if (error.status === 404 && opts.notFound) {
           fail(() => ES.state(box, opts.notFound()));
         } else if (error.status === 503 && opts.catalogue) {
@@ -118,6 +123,15 @@
     box.hidden = false;
     clearTimeout(toastTimer);
     toastTimer = setTimeout(() => { box.hidden = true; }, ms || 2200);
+  };
+
+  /** Say `text` once to a screen reader (counts, outcomes), instead of having it re-read a whole list. */
+  ES.announce = function (text) {
+    const region = document.getElementById("announce");
+    if (!region) return;
+    region.textContent = "";
+    // A fresh text node in the next frame: the same words twice in a row are still announced.
+    requestAnimationFrame(() => { region.textContent = text; });
   };
 
   ES.copy = async function (text) {

@@ -62,6 +62,7 @@ def walk(page: Page, origin: str, out: Path, lang: str, scheme: str) -> None:
     page.wait_for_function("Telegram.WebApp.MainButton.isVisible")
     shoot(page, out, f"checkout-{suffix}")
 
+    page.locator("#device-ok").check()
     page.evaluate("Telegram.WebApp.MainButton._tap()")  # pays through the webhook, as Telegram would
     page.wait_for_url("**/esim/**")
     page.wait_for_function(QR_LOADED, timeout=20_000)

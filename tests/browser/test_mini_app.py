@@ -27,10 +27,11 @@ FIRST_SCREEN_MAX_BYTES = 150 * 1024
 TEXT = {
     "en": {"preparing": "Preparing your eSIM", "ready": "Ready", "usd": "$3.06", "pay": "Pay 314 ⭐",
            "code": "Activation code", "title": "Travel eSIMs", "thailand": "Thailand", "plans": "9 plans",
-           "install": "Install on iPhone"},
+           "install": "Install on iPhone", "confirm_first": "Please confirm first that your phone takes an eSIM."},
     "ru": {"preparing": "Готовим вашу eSIM", "ready": "Готова", "usd": "3,06 $", "pay": "Оплатить 314 ⭐",
            "code": "Код активации", "title": "eSIM для путешествий", "thailand": "Таиланд", "plans": "9 тарифов",
-           "install": "Установить на iPhone"},
+           "install": "Установить на iPhone",
+           "confirm_first": "Сначала подтвердите, что ваш телефон поддерживает eSIM."},
 }
 
 
@@ -42,6 +43,11 @@ def assert_only_our_hosts(app_page, shop) -> None:
 def wait_main_button(app_page, text: str) -> None:
     app_page.page.wait_for_function(
         "t => Telegram.WebApp.MainButton.isVisible && Telegram.WebApp.MainButton.text === t", arg=text)
+
+
+def confirm_device(page) -> None:
+    """The buyer's word, asked on the checkout before paying, that the phone takes an eSIM."""
+    page.locator("#device-ok").check()
 
 
 @pytest.mark.parametrize(("lang", "scheme", "platform"), [("en", "light", "ios"), ("ru", "dark", "android")])
@@ -95,6 +101,12 @@ def test_buyer_finds_pays_and_installs_an_esim(open_app, shop, lang, scheme, pla
     expect(page.locator("[data-usd]")).to_contain_text(words["usd"])
     expect(page.locator(".summary")).to_contain_text(words["thailand"])
     wait_main_button(app, words["pay"])
+    # Not before the buyer says the phone takes an eSIM: the tap points at the question instead of paying.
+    app.tg("Telegram.WebApp.MainButton._tap()")
+    expect(page.locator("#toast")).to_have_text(words["confirm_first"])
+    expect(page.locator("#device-ok")).to_be_focused()
+    assert app.tg("window.__tg.invoices") == []
+    confirm_device(page)
     app.tg("Telegram.WebApp.MainButton._tap()")
 
     # Telegram's invoice sheet opens on a t.me link; the buyer pays; our page goes to the order and waits.
@@ -128,7 +140,8 @@ def test_buyer_finds_pays_and_installs_an_esim(open_app, shop, lang, scheme, pla
         assert app.tg("window.__tg.links")[-1].startswith(IOS_LINK)
         assert page.locator("a#ios-install").count() == 0
     else:
-        assert page.locator("a#ios-install").get_attribute("href").startswith(IOS_LINK)
+        # Apple's one-tap install cannot work on Android: the QR and the codes are the way there.
+        assert page.locator("a#ios-install").count() == 0
         assert app.tg("Telegram.WebApp.MainButton.isVisible") is False
         expect(page.locator('[data-steps="android"]')).to_be_visible()  # Android steps first on Android
 
@@ -149,6 +162,7 @@ def test_buyer_finds_pays_and_installs_an_esim(open_app, shop, lang, scheme, pla
         page.wait_for_url(re.compile(rf"/checkout/esim_3GB_30D_TH_V2\?iccid={order['iccid']}$"))
         expect(page.locator("#checkout-title")).to_have_text("Top-up")
         expect(page.locator(".notice")).to_contain_text(order["iccid"][-4:])
+        expect(page.locator("#checkout-device")).to_be_hidden()  # it goes onto an eSIM already installed
         wait_main_button(app, "Pay 745 ⭐")
         app.tg("Telegram.WebApp.MainButton._tap()")
         page.wait_for_url(re.compile(r"/esim/ord_\w+\?paid=1$"))
@@ -292,11 +306,13 @@ def test_demo_mode_signs_a_demo_buyer_in_a_plain_browser(open_app, shop):
     expect(button).to_have_text("Pay 314 ⭐")
     questions: list[str] = []
     page.on("dialog", lambda dialog: (questions.append(dialog.message), dialog.accept()))
+    confirm_device(page)
     button.click()
     page.wait_for_url(re.compile(r"/esim/ord_\w+\?paid=1$"))
     assert "314 ⭐" in questions[0] and "Nothing real is charged" in questions[0]
     expect(page.locator("img#qr")).to_be_visible(timeout=15_000)
-    expect(page.locator("a#ios-install")).to_be_visible()
+    expect(page.locator(".codes")).to_be_visible()
+    expect(page.locator("a#ios-install")).to_have_count(0)  # a desktop browser: the one-tap install is iPhone-only
     assert_only_our_hosts(app, shop)
 
 

@@ -40,6 +40,7 @@ def buy(app, shop) -> dict:
     page.goto(f"{shop.origin}/checkout/{BUNDLE}")
     page.wait_for_function("t => Telegram.WebApp.MainButton.isVisible && Telegram.WebApp.MainButton.text === t",
                            arg=TEXT[app.buyer.language_code]["pay"])
+    page.locator("#device-ok").check()  # the buyer's word that the phone takes an eSIM
     app.tg("Telegram.WebApp.MainButton._tap()")
     page.wait_for_url(re.compile(r"/esim/ord_\w+\?paid=1$"))
     page.wait_for_function(QR_LOADED, timeout=15_000)
