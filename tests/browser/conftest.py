@@ -9,6 +9,9 @@ Telegram client stand-in from `fake_telegram.py`. (tests/browser is a package, s
 - `open_app(lang=..., scheme=..., buyer=..., platform=...)`: a fresh 390×780 page "inside Telegram" for a buyer
   (`buyer=None`: a plain browser), recording every request it makes (`.requests`) so tests can check hosts and
   the first-screen budget.
+- `telegram_client(storage=..., lang=..., scheme=..., platform=...)`: the shop opened by Telegram's genuine
+  telegram-web-app.js (`telegram_web.py`): in Telegram Web's cross-site iframe (platform "weba"/"webk", third-party
+  storage "blocked" or "allowed" by a Chromium of its own) or as an app's web view (any other platform).
 """
 
 from __future__ import annotations
@@ -26,17 +29,47 @@ from conftest import make_config
 from sandboxes.server import ServerThread
 
 from .fake_telegram import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, WEBAPP_JS, Buyer, Payments, install, stub_script
+from .telegram_web import GENUINE_JS, STORAGE_FLAGS, harness_app, open_client
 
 
 @pytest.fixture(scope="session")
-def browser():
+def playwright():
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: the browser tests need Debian's Chromium. Install it with "
                     "`apt-get install -y chromium` (scripts/test does this) — never `playwright install`.")
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield browser
+        yield playwright
+
+
+@pytest.fixture(scope="session")
+def browser(playwright):
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+    yield browser
+    browser.close()
+
+
+@pytest.fixture(scope="session")
+def storage_browsers(playwright):
+    """A Chromium per third-party storage mode ("blocked", "allowed"), launched when first asked for."""
+    launched: dict[str, object] = {}
+
+    def get(mode: str):
+        if mode not in launched:
+            launched[mode] = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                                        args=CHROMIUM_ARGS + STORAGE_FLAGS[mode])
+        return launched[mode]
+
+    yield get
+    for browser in launched.values():
         browser.close()
+
+
+@pytest.fixture(scope="session")
+def telegram_web_origin():
+    """Telegram Web's stand-in, as another site than the shop (localhost vs 127.0.0.1)."""
+    server = ServerThread(harness_app).start()
+    yield f"http://localhost:{server.port}"
+    server.stop()
 
 
 @dataclass
@@ -135,3 +168,27 @@ def open_app(browser, shop):
     yield make
     for context in contexts:
         context.close()
+
+
+@pytest.fixture
+def telegram_client(storage_browsers, browser, shop, telegram_web_origin):
+    if not GENUINE_JS.exists():
+        pytest.fail(f"{GENUINE_JS} is missing: run `npm ci` (scripts/test does this).")
+    contexts = []
+    settings = extensions.settings(shop.app)
+
+    def make(storage: str = "allowed", lang: str = "en", scheme: str = "light", platform: str = "weba",
+             path: str = "/"):
+        buyer = Buyer(language_code=lang)
+        payments = Payments(shop.origin, shop.telegram, buyer, settings.telegram_webhook_secret)
+        web = platform in ("weba", "webk", "web")
+        context, client = open_client(storage_browsers(storage) if web else browser, shop, buyer, payments,
+                                      settings.telegram_bot_token, harness_origin=telegram_web_origin if web else None,
+                                      scheme=scheme, platform=platform, path=path)
+        contexts.append(context)
+        return client
+
+    yield make
+    for context in contexts:
+        context.close()
+
