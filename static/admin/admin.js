@@ -1,5 +1,6 @@
 /* esimsdata admin console (issue 10): the owner's orders, what needs them, sales, buyers, and the fixes
-   (resend, retry, refund). templates/admin.html is chrome only; everything shown comes from /api/admin/* after
+   (resend, retry, refund); with BACKEND_WEBHOOK_URL set, the order events its backend has not taken yet, each
+   with Send again (issue 13). templates/admin.html is chrome only; everything shown comes from /api/admin/* after
    login and is written as text (textContent, createElement, SVG through the DOM): order fields are buyer- and
    vendor-controlled, so no API value ever reaches innerHTML. The CSRF token lives in this closure only; the
    session cookie is HttpOnly. */
@@ -26,6 +27,10 @@
     refund: { label: "Refund", what: "Gives the Stars back and tells the buyer.",
       ask: "Refund this order?", yes: "Yes, refund" },
   };
+  // events.py's event names, in the owner's words; the state of an event not delivered yet.
+  const EVENTS = { telegram_stars_payment_succeeded: "Payment received", esim_order_completed: "eSIM delivered",
+    telegram_stars_payment_refunded: "Refunded" };
+  const EVENT_STATES = { pending: ["Waiting", "wait"], failed: ["Failed", "bad"] };
 
   const state = {
     csrf: null,
@@ -39,7 +44,7 @@
     countries: {},      // code -> {name, flag}, for the country filter
     detailId: null,
     detail: null,
-    seq: { orders: 0, users: 0, attention: 0, stats: 0, detail: 0 },
+    seq: { orders: 0, users: 0, attention: 0, stats: 0, detail: 0, events: 0 },
   };
 
   function emptyFilters() {
@@ -91,6 +96,7 @@
   const dollars = new Intl.NumberFormat(undefined, { style: "currency", currency: "USD" });
   const moment = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
   const day = new Intl.DateTimeFormat(undefined, { day: "numeric", month: "short", timeZone: "UTC" });
+  const relativeTime = new Intl.RelativeTimeFormat("en", { numeric: "auto" });
 
   function count(value) {
     const n = Number(value);
@@ -110,6 +116,18 @@
     if (!iso) return "—";
     const date = new Date(iso);
     return Number.isNaN(date.getTime()) ? String(iso) : moment.format(date);
+  }
+
+  // "in 20 seconds", "3 minutes ago"; "now" within 5 s. The exact time is the <time>'s title.
+  function relative(iso) {
+    const date = new Date(iso);
+    if (!iso || Number.isNaN(date.getTime())) return "—";
+    const seconds = Math.round((date.getTime() - Date.now()) / 1000);
+    if (Math.abs(seconds) < 5) return "now";
+    for (const [unit, size] of [["day", 86400], ["hour", 3600], ["minute", 60]]) {
+      if (Math.abs(seconds) >= size) return relativeTime.format(Math.round(seconds / size), unit);
+    }
+    return relativeTime.format(seconds, "second");
   }
 
   function dayLabel(isoDate) {
@@ -132,8 +150,8 @@
     return typeof value === "object" ? JSON.stringify(value) : String(value);
   }
 
-  function timeNode(iso) {
-    return el("time", { datetime: iso || null, text: when(iso) });
+  function timeNode(iso, format) {
+    return el("time", { datetime: iso || null, title: format ? when(iso) : null, text: (format || when)(iso) });
   }
 
   // The ⚠ before a "needs attention" reason: decoration, so screen readers skip it.
@@ -199,6 +217,13 @@
     node.textContent = message || "";
     node.className = `notice tone-${tone || "none"}`;
     show(node, Boolean(message));
+  }
+
+  // An action's outcome line (the order's Actions, the events list): the words, coloured ok or bad.
+  function showOutcome(node, outcome) {
+    node.textContent = outcome ? outcome.message : "";
+    node.className = `outcome tone-${outcome ? outcome.tone : "none"}`;
+    show(node, Boolean(outcome));
   }
 
   function failed(error) {
@@ -304,6 +329,7 @@
     loadStats();
     loadAttention();
     loadOrders();
+    loadEvents();
     syncDetail();
   }
 
@@ -312,7 +338,7 @@
     state.csrf = null;
     if ($("detail").open) $("detail").close();
     // Nothing of the orders stays in the page once signed out.
-    for (const id of ["orders-body", "users-body", "attention-list", "periods", "chart", "detail-body"]) {
+    for (const id of ["orders-body", "users-body", "events-body", "attention-list", "periods", "chart", "detail-body"]) {
       $(id).replaceChildren();
     }
     showLogin(message);
@@ -338,14 +364,18 @@
     }
     show($("view-orders"), view === "orders");
     show($("view-users"), view === "users");
+    show($("view-events"), view === "events");
     if (view === "users") loadUsers();
+    if (view === "events") loadEvents();
+    else showOutcome($("events-outcome"), null);
   }
 
   function refreshAll() {
     notice("");
     loadStats();
     loadAttention();
-    if (state.view === "users") loadUsers(); else loadOrders();
+    loadEvents();  // also its tab and badge, whichever view is shown
+    if (state.view === "users") loadUsers(); else if (state.view === "orders") loadOrders();
     if (state.detailId) loadDetail(state.detailId);
   }
 
@@ -610,6 +640,108 @@
     $("users-summary").textContent = total ? `${count(total)} ${total === 1 ? "buyer" : "buyers"}, most recent first` : "";
   }
 
+  // ---- events to the owner's backend ---------------------------------------------------------------------
+
+  function loadEvents() {
+    return loadLatest("events", "/api/admin/outbox", renderEvents, "events-summary", "Loading events…");
+  }
+
+  function renderEvents(answer) {
+    const enabled = Boolean(answer.enabled);
+    const events = answer.events || [];
+    const failures = Number(answer.failed) || 0;
+    const waiting = Number(answer.pending) || 0;
+    show($("events-tab"), enabled);
+    const badge = $("events-badge");
+    badge.textContent = failures ? count(failures) : "";
+    badge.title = failures ? `${count(failures)} failed` : "";
+    show(badge, failures > 0);
+    $("events-tab").setAttribute("aria-label", failures ? `Events, ${count(failures)} failed` : "Events");
+    if (!enabled) {
+      $("events-body").replaceChildren();
+      $("events-summary").textContent = "";
+      if (state.view === "events") showView("orders");
+      return;
+    }
+    // One order's events go in their order: a later one waits for an earlier one not delivered yet.
+    const ahead = new Set();
+    fillTable("events-body", events.map((event) => {
+      const behind = ahead.has(event.order_id);
+      ahead.add(event.order_id);
+      return eventRow(event, behind);
+    }), 7, "✓ All events delivered.");
+    const parts = [failures ? `${count(failures)} failed` : "", waiting ? `${count(waiting)} waiting` : ""];
+    $("events-summary").textContent = events.length
+      ? `${count(events.length)} ${events.length === 1 ? "event" : "events"} not delivered yet (${parts.filter(Boolean).join(", ")}), oldest first`
+      : "Your backend has taken every event.";
+  }
+
+  function eventName(event) {
+    return EVENTS[event] || text(event);
+  }
+
+  function eventRow(event, behind) {
+    const [words, tone] = EVENT_STATES[event.state] || [text(event.state), ""];
+    const failedForGood = event.state === "failed";
+    // An event held behind its order's earlier one goes once that one has: sending it again would change nothing.
+    const send = behind ? null : el("button", { type: "button", class: failedForGood ? "primary small" : "ghost small",
+      "data-send": event.id, text: "Send again",
+      title: "Sends this event to your backend again, within a few seconds." });
+    const confirmBox = el("div", { class: "confirm", hidden: true, role: "group", "aria-label": "Confirm sending again" });
+    if (send) send.addEventListener("click", () => askSendAgain(event, confirmBox));
+    return el("tr", { "data-event": event.id, "data-state": event.state, class: failedForGood ? "needs-attention" : null }, [
+      el("td", { class: "c-event", "data-label": "Event" }, [
+        el("strong", { text: eventName(event.event) }),
+        el("span", { class: "sub" }, ["queued ", timeNode(event.created_at, (iso) => relative(iso).replace(/^now$/, "just now"))]),
+      ]),
+      el("td", { class: "c-order", "data-label": "Order" },
+        el("a", { href: "#order=" + encodeURIComponent(event.order_id), class: "mono", text: text(event.order_id) })),
+      el("td", { class: "c-state", "data-label": "State" }, statusBadge({ tone, status: event.state, status_text: words })),
+      el("td", { class: "c-attempts num", "data-label": "Attempts", text: count(event.attempts) }),
+      el("td", { class: "c-next", "data-label": "Next try" }, failedForGood
+        ? el("span", { class: "hint", text: "Not until you send it again" })
+        : behind ? el("span", { class: "hint", text: "After this order's event before it" })
+          : timeNode(event.next_at, relative)),
+      el("td", { class: "c-error", "data-label": "Last error" },
+        el("span", { class: event.last_error ? "event-error" : "hint", text: text(event.last_error) })),
+      el("td", { class: "c-act" }, send ? [send, confirmBox] : []),
+    ]);
+  }
+
+  function askSendAgain(event, box) {
+    const buttons = [...$("events-body").querySelectorAll("button[data-send]")];
+    showOutcome($("events-outcome"), null);
+    for (const button of buttons) button.disabled = true;
+    confirmStep(box, {
+      question: `Send the “${eventName(event.event)}” event of order ${text(event.order_id)} to your backend again?`,
+      note: event.state === "failed" ? "If what its error says is not mended yet, it fails again." : null,
+      name: "send", yes: "Yes, send again",
+      onCancel: () => {
+        for (const button of buttons) button.disabled = false;
+        box.closest("tr").querySelector("button[data-send]").focus();
+      },
+      onYes: () => sendAgain(event),
+    });
+  }
+
+  async function sendAgain(event) {
+    let outcome;
+    try {
+      const answer = await api(`/api/admin/outbox/${encodeURIComponent(event.id)}/send`, { method: "POST" });
+      outcome = { message: `${eventName(event.event)} of order ${text(event.order_id)}: ${answer.message || "Done."}`,
+        tone: "ok" };
+    } catch (error) {
+      if (error.status === 401) return;
+      outcome = { message: error.status === 404
+        ? "This event is no longer waiting: your backend may have taken it already." : error.message, tone: "bad" };
+    }
+    await loadEvents();
+    if (state.view !== "events") return;
+    const result = $("events-outcome");
+    showOutcome(result, outcome);
+    result.focus({ preventScroll: false });
+  }
+
   // ---- order detail --------------------------------------------------------------------------------------
 
   function hashOrder() {
@@ -763,12 +895,7 @@
     const buttons = el("div", { class: "action-buttons" });
     const confirmBox = el("div", { class: "confirm", hidden: true, role: "group", "aria-label": "Confirm the action" });
     const result = el("p", { class: "outcome", role: "status", "aria-live": "polite", tabindex: "-1" });
-    if (outcome) {
-      result.textContent = outcome.message;
-      result.className = `outcome tone-${outcome.tone}`;
-    } else {
-      result.hidden = true;
-    }
+    showOutcome(result, outcome);
     for (const name of ["resend", "retry", "refund"]) {
       const action = ACTIONS[name];
       const button = el("button", { type: "button", class: name === "refund" ? "danger" : "primary",
@@ -784,42 +911,56 @@
     return section;
   }
 
+  /* The console's confirm step, in `box` under the button pressed: the question (and a note, and fields such as
+     the refund's reason), then `yes` (data-confirm=name; red when danger) and Cancel. Cancel empties the box and
+     calls onCancel; yes turns into "Working…" with both buttons off, then calls onYes. */
+  function confirmStep(box, { question, note, fields, name, yes, danger, onYes, onCancel }) {
+    const yesButton = el("button", { type: "button", class: danger ? "danger" : "primary", "data-confirm": name, text: yes });
+    const no = el("button", { type: "button", class: "ghost", text: "Cancel" });
+    box.replaceChildren(...[el("p", { text: question }), note ? el("p", { class: "hint", text: note }) : null,
+      ...(fields || []), el("div", { class: "confirm-buttons" }, [yesButton, no])].filter(Boolean));
+    box.hidden = false;
+    no.addEventListener("click", () => {
+      box.hidden = true;
+      box.replaceChildren();
+      onCancel();
+    });
+    yesButton.addEventListener("click", () => {
+      yesButton.disabled = true;
+      no.disabled = true;
+      yesButton.textContent = "Working…";
+      onYes();
+    });
+    const input = (fields || []).find((node) => node.tagName === "INPUT");
+    (input || yesButton).focus();
+  }
+
   function askConfirm(name, id, row, box, buttons, result) {
     const action = ACTIONS[name];
     const who = buyerName(row.telegram_user_id, row.telegram_username);
     const question = name === "refund"
       ? `Refund ${stars(row.stars)} (${usd(row.price)}) to ${who}? The buyer is told.`
       : name === "resend" ? `Send this eSIM to ${who} again?` : action.ask;
-    const yes = el("button", { type: "button", class: name === "refund" ? "danger" : "primary",
-      "data-confirm": name, text: action.yes });
-    const no = el("button", { type: "button", class: "ghost", text: "Cancel" });
-    const children = [el("p", { text: question })];
     let reason = null;
+    const fields = [];
     if (name === "refund") {
       reason = el("input", { id: "refund-reason", type: "text", maxlength: 200, autocomplete: "off",
         placeholder: "e.g. the eSIM did not work" });
-      children.push(el("label", { for: "refund-reason", text: "Reason (optional)" }), reason);
+      fields.push(el("label", { for: "refund-reason", text: "Reason (optional)" }), reason);
     }
-    children.push(el("div", { class: "confirm-buttons" }, [yes, no]));
-    box.replaceChildren(...children);
-    box.hidden = false;
     for (const button of buttons.querySelectorAll("button")) button.disabled = true;
-    result.hidden = true;
-    no.addEventListener("click", () => {
-      box.hidden = true;
-      box.replaceChildren();
-      const allowed = (state.detail && state.detail.actions) || {};
-      for (const button of buttons.querySelectorAll("button")) button.disabled = !allowed[button.dataset.action];
-      buttons.querySelector(`[data-action="${name}"]`).focus();
+    showOutcome(result, null);
+    confirmStep(box, { question, fields, name, yes: action.yes, danger: name === "refund",
+      onCancel: () => {
+        const allowed = (state.detail && state.detail.actions) || {};
+        for (const button of buttons.querySelectorAll("button")) button.disabled = !allowed[button.dataset.action];
+        buttons.querySelector(`[data-action="${name}"]`).focus();
+      },
+      onYes: () => runAction(name, id, reason ? reason.value.trim() : ""),
     });
-    yes.addEventListener("click", () => runAction(name, id, reason ? reason.value.trim() : "", box, result, yes, no));
-    (reason || yes).focus();
   }
 
-  async function runAction(name, id, reason, box, result, yes, no) {
-    yes.disabled = true;
-    no.disabled = true;
-    yes.textContent = "Working…";
+  async function runAction(name, id, reason) {
     const body = name === "refund" && reason ? { reason } : {};
     let outcome;
     let detail = null;
@@ -839,6 +980,7 @@
     loadStats();
     loadAttention();
     loadOrders();
+    loadEvents();  // a refund queues an event; a retry may deliver the eSIM (another)
   }
 
   // ---- wiring --------------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """The owner's admin console in Chromium (issue 10), on a 390 px phone and a desktop: login refused and
 accepted, Needs attention showing an order whose delivery failed, Retry delivering it (one eSIM bought, one QR
 sent), search by ICCID and @username, a refund (the buyer told), a resend (the QR again), buyers, CSV export of
-the filtered rows, logout; order fields holding HTML shown as text; the alert's deep link opening its order.
+the filtered rows, logout; order fields holding HTML shown as text; the alert's deep link opening its order;
+the events a refusing backend did not take (issue 13), sent again from the Events view.
 
 `ADMIN_SCREENSHOTS=1` writes the README's screenshots to docs/screenshots/admin-*.png (otherwise they go to
 the test's temporary folder, so a normal run leaves the tree as it was)."""
@@ -16,7 +17,8 @@ from pathlib import Path
 
 import pytest
 import requests
-from playwright.sync_api import Page, expect
+import test_events
+from playwright.sync_api import Locator, Page, expect
 
 import extensions
 from auth import sign_init_data
@@ -44,6 +46,25 @@ BORIS = Buyer(id=31337001, first_name="Boris", username="boris_roams")
 
 
 # ---- helpers ------------------------------------------------------------------------------------------
+
+
+# The owner's backend on a free loopback port (tests/test_events.py's Receiver): 200 unless scripted.
+backend = test_events.receiver
+
+
+@pytest.fixture
+def config(config, request):
+    """tests/conftest.py's settings; a test that asks for `backend` has the shop send its order events there
+    (only the test delivers them, with `deliver`: no worker runs here); a first retry 5 minutes after a failure."""
+    if "backend" in request.fixturenames:
+        config.update(BACKEND_WEBHOOK_URL=request.getfixturevalue("backend").url,
+                      BACKEND_WEBHOOK_SECRET=test_events.SECRET, EVENTS_RETRY_SECONDS="300")
+    return config
+
+
+def deliver(shop) -> int:
+    """The worker's delivery round: every due event POSTed to the backend; how many it took."""
+    return shop.app.extensions["esimsdata"]["outbox"].deliver_due(extensions.store(shop.app))
 
 
 @pytest.fixture
@@ -154,6 +175,13 @@ def act(page: Page, action: str, reason: str | None = None) -> None:
     if reason is not None:
         page.fill("#refund-reason", reason)
     confirm.click()
+
+
+def send_again(line: Locator) -> None:
+    """Press an event's Send again (its row or card in the Events view), then confirm it in the page's own
+    confirmation step."""
+    line.locator("button[data-send]").click()
+    line.locator('[data-confirm="send"]').click()
 
 
 def close_order(page: Page) -> None:
@@ -383,4 +411,114 @@ def test_an_alert_link_opens_its_order_and_an_ended_session_asks_to_sign_in_agai
     page.click("#refresh")
     expect(page.locator("#login-error")).to_have_text("Your session has ended. Sign in again.")
     expect(page.locator("#console")).to_be_hidden()
+    assert page.errors == []
+
+
+@pytest.mark.settings(ADMIN_PASSWORD=PASSWORD)
+@pytest.mark.parametrize("device", ["phone", "desktop"])
+def test_events_the_backend_refused_are_shown_and_sent_again(console, shop, backend, tmp_path, device):
+    store = extensions.store(shop.app)
+    # Anna's order (paid, then delivered: "Payment received", "eSIM delivered"): the backend's secret is not ours
+    # yet, so it refuses her first event for good, and her second waits behind it.
+    anna_order = buy(shop, ANNA)
+    backend.answers.append((401, '{"error": "bad signature"}'))
+    assert deliver(shop) == 0
+    # Boris's order: the backend asks to be tried later, in its own words (markup included).
+    boris_order = buy(shop, BORIS)
+    backend.answers.append((200, '{"success": false, "error": "<b>busy</b>"}'))
+    assert deliver(shop) == 0
+    anna, boris = store.get(anna_order)["outbox"], store.get(boris_order)["outbox"]
+    assert [e["state"] for e in anna + boris] == ["failed", "pending", "pending", "pending"]
+    assert len(backend.received) == 2
+
+    page = console(device)
+    page.goto(shop.origin + PAGE)
+    sign_in(page)
+    tab = page.locator("#events-tab")
+    expect(tab).to_be_visible()
+    expect(page.locator("#events-badge")).to_have_text("1")  # the failed one needs the owner
+    tab.click()
+    expect(page.locator("#view-events")).to_be_visible()
+    expect(page.locator("#view-orders")).to_be_hidden()
+    expect(page.locator("#events-summary")).to_contain_text("4 events not delivered yet (1 failed, 3 waiting)")
+
+    def line(event):
+        return page.locator(f'#events-body tr[data-event="{event["id"]}"]')
+
+    refused = line(anna[0])
+    expect(refused.locator(".c-event")).to_contain_text("Payment received")
+    expect(refused.locator(".c-state")).to_have_text(re.compile("Failed"))
+    expect(refused.locator(".c-state .badge")).to_have_class(re.compile("tone-bad"))
+    expect(refused.locator(".c-attempts")).to_have_text("1")
+    expect(refused.locator(".c-next")).to_have_text("Not until you send it again")
+    expect(refused.locator(".c-error")).to_have_text("401: the backend refused our signature or token")
+    expect(refused.locator(f'.c-order a[href="#order={anna_order}"]')).to_have_text(anna_order)
+    expect(line(anna[1]).locator(".c-event")).to_contain_text("eSIM delivered")
+    expect(line(anna[1]).locator(".c-state")).to_have_text(re.compile("Waiting"))
+    expect(line(anna[1]).locator(".c-next")).to_have_text("After this order's event before it")
+    expect(line(anna[1]).locator("button[data-send]")).to_have_count(0)  # it goes once the one before it has
+    busy = line(boris[0])
+    expect(busy.locator(".c-state .badge")).to_have_class(re.compile("tone-wait"))
+    expect(busy.locator(".c-attempts")).to_have_text("1")
+    expect(busy.locator(".c-next time")).to_have_attribute("datetime", boris[0]["next_at"])
+    expect(busy.locator(".c-next time")).to_have_text(re.compile(r"^in [45] minutes$"))  # 5 min after it failed
+    expect(busy.locator(".c-error")).to_have_text("200 with success false: {'success': False, 'error': '<b>busy</b>'}")
+    assert page.locator("#events-body b").count() == 0  # the backend's words are text
+    no_page_wider_than_viewport(page)
+    if device == "phone":
+        shot(page, shots_folder(tmp_path), "admin-events-phone", full_page=True)
+
+    # The order link opens that order's detail over the list.
+    refused.locator(".c-order a").click()
+    expect(page.locator("#detail-title")).to_have_text(f"Order {anna_order}")
+    close_order(page)
+
+    # Send again asks first; Cancel leaves everything as it was.
+    refused.locator("button[data-send]").click()
+    expect(refused.locator(".confirm")).to_contain_text(f"Send the “Payment received” event of order {anna_order}")
+    expect(busy.locator("button[data-send]")).to_be_disabled()
+    refused.locator(".confirm button", has_text="Cancel").click()
+    expect(refused.locator('[data-confirm="send"]')).to_have_count(0)
+    expect(busy.locator("button[data-send]")).to_be_enabled()
+    assert store.get(anna_order)["outbox"][0]["state"] == "failed"
+
+    # The secret mended (the backend answers 200 from now on): Send again, confirmed, queues it at once.
+    send_again(refused)
+    outcome = page.locator("#events-outcome")
+    expect(outcome).to_have_text(f"Payment received of order {anna_order}: It will be sent within a few seconds.")
+    expect(outcome).to_have_class(re.compile("tone-ok"))
+    expect(refused.locator(".c-state")).to_have_text(re.compile("Waiting"))
+    expect(refused.locator(".c-attempts")).to_have_text("0")
+    expect(page.locator("#events-badge")).to_be_hidden()
+    # The worker's next round takes Anna's two, in order; Boris's waits for its next try.
+    assert deliver(shop) == 2
+    page.click("#refresh")
+    expect(page.locator("#events-body tr[data-event]")).to_have_count(2)
+    expect(refused).to_have_count(0)
+
+    # A waiting event need not wait for its next try either.
+    send_again(busy)
+    expect(outcome).to_have_text(f"Payment received of order {boris_order}: It will be sent within a few seconds.")
+    expect(busy.locator(".c-next time")).to_have_text(re.compile(r"^(now|\d+ seconds? ago)$"))
+    assert deliver(shop) == 2
+    page.click("#refresh")
+    expect(page.locator("#events-body")).to_have_text("✓ All events delivered.")
+    expect(page.locator("#events-summary")).to_have_text("Your backend has taken every event.")
+    expect(tab).to_be_visible()
+    posted = [r["headers"]["X-Event-Id"] for r in backend.received]
+    assert posted == [anna[0]["id"], boris[0]["id"], anna[0]["id"], anna[1]["id"], boris[0]["id"], boris[1]["id"]]
+    assert [e["state"] for o in (anna_order, boris_order) for e in store.get(o)["outbox"]] == ["sent"] * 4
+    assert page.errors == []
+
+
+@pytest.mark.settings(ADMIN_PASSWORD=PASSWORD)
+def test_no_events_view_without_a_backend(console, shop):
+    page = console("phone")
+    page.goto(shop.origin + PAGE)
+    with page.expect_response(lambda response: response.url.endswith("/api/admin/outbox")) as answer:
+        sign_in(page)
+    assert answer.value.json()["enabled"] is False
+    expect(page.locator("#events-summary")).not_to_have_text("Loading events…")
+    expect(page.locator("#events-tab")).to_be_hidden()
+    expect(page.locator("#view-events")).to_be_hidden()
     assert page.errors == []
