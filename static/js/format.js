@@ -30,9 +30,9 @@
   };
 
   const displayNames = {};
-  /** A country's name in the buyer's language (the catalogue has English names only). */
+  /** A country's name in the buyer's language (the catalogue has English names only; the browser knows more). */
   ES.countryName = function (code, fallback) {
-    if (ES.lang === "en" || !/^[A-Z]{2}$/.test(code || "")) return fallback || code;
+    if ((ES.lang === "en" && fallback) || !/^[A-Z]{2}$/.test(code || "")) return fallback || code;
     try {
       const names = displayNames[ES.lang] || (displayNames[ES.lang] = new Intl.DisplayNames([ES.lang], { type: "region" }));
       const name = names.of(code);

@@ -56,8 +56,11 @@
       render();
     });
     selectTab(tab);
+    // Opened from another page: the flag and the browser's name of the place while its plans load.
     const flag = document.getElementById("area-flag");
     if (!flag.textContent) flag.textContent = ES.flag(kind === "local" ? code : kind === "global" ? "global" : "");
+    const heading = document.getElementById("area-name");
+    if (!heading.textContent) heading.textContent = ES.areaName(kind, code, "");
     ES.load(box, () => ES.catalogueApi("/api/esimgo/bundles?" + query).then((answer) => {
       data = answer;
       for (const plan of data.bundles) {

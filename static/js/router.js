@@ -57,8 +57,12 @@
       return;
     }
     const same = target.pathname + target.search === location.pathname + location.search;
-    if ((options && options.replace) || same) history.replaceState({ depth: depth() }, "", url);
-    else history.pushState({ depth: depth() + 1 }, "", url);
+    if ((options && options.replace) || same) {
+      history.replaceState({ depth: depth() }, "", url);
+    } else {
+      history.replaceState(Object.assign({}, history.state, { scroll: window.scrollY }), ""); // for coming back
+      history.pushState({ depth: depth() + 1 }, "", url);
+    }
     show(route, true);
   };
 
@@ -101,14 +105,16 @@
       main.replaceChildren(document.getElementById("view-" + route.view).content.cloneNode(true));
       ES.applyI18n(main); // the copies are in the server's language
       setTitle();
+    }
+    ES.onLang(setTitle);
+    chrome(!(route.view in PARENTS));
+    if (ES.pages[route.view]) ES.pages[route.view]();
+    if (moved) {
       window.scrollTo(0, 0);
       // The new page's heading takes the focus, so a screen reader says where the buyer is now.
       const heading = ES.$("h1", main);
       if (heading) heading.focus({ preventScroll: true });
     }
-    ES.onLang(setTitle);
-    chrome(!(route.view in PARENTS));
-    if (ES.pages[route.view]) ES.pages[route.view]();
   }
 
   /** Start on the page the server rendered; from here on every move stays in this document. */
@@ -125,7 +131,13 @@
     const found = page === "not_found" ? null : resolve(location.pathname);
     history.replaceState({ depth: depth() }, "", ES.url(location.pathname + location.search));
     ES.onLang(() => history.replaceState(history.state, "", ES.url(location.pathname + location.search)), true);
-    addEventListener("popstate", () => show(resolve(location.pathname) || { view: "not_found", params: {} }, true));
+    history.scrollRestoration = "manual"; // the page is drawn anew: its scroll is put back once it is
+    addEventListener("popstate", () => {
+      show(resolve(location.pathname) || { view: "not_found", params: {} }, true);
+      const scroll = history.state && history.state.scroll;
+      // Data already in memory is drawn by the next frame; back to where the buyer was in the list.
+      if (scroll) requestAnimationFrame(() => window.scrollTo(0, scroll));
+    });
     const back = () => { ES.haptic("light"); ES.back(); };
     if (ES.inTelegram) ES.tg.BackButton.onClick(back);
     ES.$(".back-link").addEventListener("click", (event) => { event.preventDefault(); back(); });

@@ -409,3 +409,64 @@ def test_tabs_answer_the_arrow_keys_as_well_as_taps(open_app, shop):
     page.reload()  # the choice is kept for this session
     expect(page.locator('#kind-tabs [data-tab="global"]')).to_have_attribute("aria-selected", "true")
     expect(rows).to_have_count(1)
+
+
+def test_moving_between_pages_asks_the_server_at_most_once_and_never_for_a_page(open_app, shop):
+    app = open_app()
+    page = app.page
+    page.goto(shop.origin + "/")
+    expect(page.locator("#destinations a.row").first).to_be_visible()
+    moves = []
+
+    def move(action, ready) -> None:
+        since = len(shop.hits)
+        action()
+        expect(ready).to_be_visible()
+        page.wait_for_load_state("networkidle")
+        moves.append(shop.hits[since:])
+
+    move(lambda: page.locator('#destinations a.row[data-code="TH"]').first.click(), page.locator("a.plan").first)
+    move(lambda: page.click(f'a.plan[data-bundle="{BUNDLE}"]'), page.locator("[data-stars]"))
+    move(lambda: app.tg("Telegram.WebApp.BackButton._tap()"), page.locator("a.plan").first)
+    move(lambda: app.tg("Telegram.WebApp.BackButton._tap()"), page.locator("#destinations a.row").first)
+    move(lambda: page.click('.tabbar a[href="/my-esims"]'), page.locator("#orders .state"))
+    move(lambda: page.click('.tabbar a[href="/help"]'), page.locator("#device-check"))
+    move(lambda: page.locator("#device-search").fill("pixel"), page.locator("#device-results li").first)
+    assert moves == [["/api/esimgo/bundles?country=TH"], [], [], [], ["/api/orders"], [],
+                     [re.search(r"/static/devices\.json\?v=\w+", page.content()).group(0)]], moves
+    assert [r.resource for r in app.requests if r.host == shop.host].count("document") == 1
+
+
+def test_keyboard_focus_shows_targets_are_44_px_and_motion_can_be_reduced(open_app, shop):
+    app = open_app(platform="android")
+    page = app.page
+    page.goto(f"{shop.origin}/checkout/{BUNDLE}")
+    expect(page.locator("[data-stars]")).to_be_visible()
+    page.keyboard.press("Tab")
+    focused = page.evaluate("(() => { const s = getComputedStyle(document.activeElement);"
+                            " return [document.activeElement.dataset.lang, s.outlineStyle, s.outlineWidth]; })()")
+    assert focused == ["en", "solid", "2px"]  # the first stop, the EN switch, with a visible ring
+    small = """() => Array.from(document.querySelectorAll('a, button, input, summary, label.device-confirm'))
+        .filter((el) => el.offsetParent && el.type !== 'checkbox' && !el.closest('.support-contact'))
+        .map((el) => [el.outerHTML.slice(0, 60), el.getBoundingClientRect()])
+        .filter(([, r]) => r.height < 44 || r.width < 44).map(([html]) => html)"""
+    assert page.evaluate(small) == []
+    for path, ready in (("/", "#destinations a.row"), ("/country/TH", "a.plan"), ("/help", "#device-check")):
+        page.goto(shop.origin + path)
+        expect(page.locator(ready).first).to_be_visible()
+        assert page.evaluate(small) == [], path
+    # Tabs name the panel they show; the list itself is not a live region (counts are announced instead).
+    page.goto(shop.origin + "/")
+    for tab in page.locator("[role=tab]").all():
+        assert page.locator("#" + tab.get_attribute("aria-controls")).get_attribute("role") == "tabpanel"
+    assert page.locator("#destinations").get_attribute("aria-live") is None
+    page.fill("#search", "thai")
+    expect(page.locator("#announce")).to_have_text("1 result")
+    # Reduced motion: no spinning or pulsing, pseudo-elements included.
+    page.emulate_media(reduced_motion="reduce")
+    still = page.evaluate("""() => ['spinner', 'skeleton-row', 'main-button busy'].map((name) => {
+        const el = Object.assign(document.createElement('div'), { className: name });
+        document.body.append(el);
+        return [getComputedStyle(el).animationName, getComputedStyle(el, '::after').animationName];
+    })""")
+    assert still == [["none", "none"]] * 3

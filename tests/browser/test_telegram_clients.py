@@ -148,3 +148,87 @@ def test_telegram_web_language_switch_is_rendered_by_the_server_after_a_reload(t
     assert '<html lang="ru">' in html and "Мои eSIM" in html  # first paint in Russian, no script needed
     expect(app.locator("#orders .state h2")).to_have_text("Пока нет eSIM")
     assert not tg.errors, tg.errors
+
+
+@pytest.mark.parametrize(("platform", "lang", "scheme"), [("ios", "en", "light"), ("android", "ru", "dark")])
+def test_telegram_app_buyer_pays_through_the_apps_bridge(telegram_client, shop, platform, lang, scheme):
+    # Telegram for iOS and Android: the Mini App is the web view's page; the script talks to TelegramWebviewProxy.
+    words = WORDS[lang]
+    tg = telegram_client(lang=lang, scheme=scheme, platform=platform, path="/country/TH")
+    app = tg.app
+    app.locator(f'a.plan[data-bundle="{BUNDLE}"]').click()
+    expect(app.locator("[data-stars]")).to_have_text("314 ⭐")
+    assert tg.frame.evaluate("[Telegram.WebView.isIframe, Telegram.WebApp.platform]") == [False, platform]
+    assert tg.client("backButton.is_visible") is True
+    expect(app.locator("#device-platform")).to_contain_text(words["iphone" if platform == "ios" else "android"])
+    app.locator("#device-ok").check()
+    tg.wait_main_button(words["pay"])
+    tg.tap_main()
+    tg.page.wait_for_url(re.compile(r"/esim/ord_\w+\?paid=1"))
+    order_id = re.search(r"/esim/(ord_\w+)", tg.page.url).group(1)
+    expect(app.locator("img#qr")).to_be_visible(timeout=15_000)
+    if platform == "ios":
+        # Apple's one-tap install works on the iPhone itself: Telegram's MainButton opens it outside Telegram.
+        tg.wait_main_button(words["install"])
+        tg.tap_main()
+        tg.page.wait_for_function("() => __tgWeb.links.length > 0")
+        assert tg.client("links")[-1].startswith(IOS_LINK)
+        expect(app.locator('[data-steps="iphone"]')).to_be_visible()
+    else:
+        assert tg.client("mainButton.is_visible") is False
+        expect(app.locator("a#ios-install")).to_have_count(0)
+        expect(app.locator('[data-steps="android"]')).to_be_visible()
+    tg.tap_back()
+    expect(app.locator(f'a.order[data-order="{order_id}"] .chip')).to_have_text(words["ready"])
+    assert tg.payments.paid == [order_id]
+    only_known_hosts(tg, shop)
+    assert not tg.errors, tg.errors
+
+
+@pytest.mark.parametrize("platform", ["tdesktop", "macos", "webk"])
+def test_desktop_clients_get_back_and_the_computer_advice(telegram_client, shop, platform):
+    # Telegram Desktop, macOS and Web K: BackButton on inner pages only; the device check speaks to a computer.
+    tg = telegram_client(storage="blocked", lang="en", scheme="dark", platform=platform)
+    app = tg.app
+    app.locator('#destinations a.row[data-code="TH"]').first.click()
+    expect(app.locator("#area-name")).to_have_text("Thailand")
+    assert tg.client("backButton.is_visible") is True
+    tg.tap_back()
+    expect(app.locator("#search")).to_be_visible()
+    assert tg.client("backButton.is_visible") is False
+    app.locator('.tabbar a[href="/help"]').click()
+    expect(app.locator("#device-platform")).to_contain_text(WORDS["en"]["computer"])
+    assert not tg.errors, tg.errors
+
+
+@pytest.mark.parametrize("lang", ["en", "ru"])
+def test_device_check_finds_phones_and_says_when_one_is_not_listed(telegram_client, shop, lang):
+    tg = telegram_client(lang=lang, platform="android", path="/help")
+    app = tg.app
+    expect(app.locator("#device-platform")).to_contain_text(WORDS[lang]["android"])
+    assert not [url for url in tg.requests if "devices.json" in url]  # not fetched before the buyer searches
+    search = app.locator("#device-search")
+    results = app.locator("#device-results li")
+    search.fill("pixel 8")
+    expect(results).to_have_count(3)
+    expect(results.first).to_contain_text("Google Pixel 8")
+    expect(results.first).to_contain_text("eSIM ✓")
+    counted = {"en": "3 matching models support eSIM.", "ru": "3 подходящие модели поддерживают eSIM."}[lang]
+    expect(app.locator("#device-count")).to_have_text(counted)
+    expect(app.locator("#announce")).to_have_text(counted)  # said once, not row by row
+    search.fill("iphone13")  # typed without the space
+    expect(results).to_have_count(4)
+    expect(results.first).to_contain_text(
+        {"en": "Not models sold in mainland China", "ru": "Кроме моделей для материкового Китая"}[lang])
+    search.fill("galaxy s")
+    expect(results).to_have_count(8)  # the first eight, and a word to narrow it down
+    expect(app.locator("#device-count")).to_contain_text(
+        {"en": "Type more of the name", "ru": "Уточните название"}[lang])
+    search.fill("Nokia 3310")
+    expect(results).to_have_count(0)
+    expect(app.locator("#device-count")).to_contain_text("*#06#")
+    app.locator(".device-caveats summary").click()
+    expect(app.locator(".device-caveats")).to_contain_text(
+        {"en": "locked to a carrier", "ru": "привязан к оператору"}[lang])
+    assert len([url for url in tg.requests if "/static/devices.json?v=" in url]) == 1
+    assert not tg.errors, tg.errors
