@@ -164,8 +164,11 @@ def outbox() -> Any:
 @bp.post("/api/admin/outbox/<event_id>/send")
 @admin_required
 def send_event_again(event_id: str) -> Any:
-    with orders.acting_as("admin"):
-        order = extensions.get("outbox").send_again(extensions.store(), event_id)
+    try:
+        with orders.acting_as("admin"):
+            order = extensions.get("outbox").send_again(extensions.store(), event_id)
+    except ValueError as exc:
+        return api_error(409, "not_now", str(exc))
     if order is None:
         return api_error(404, "not_found", "No event has this id.")
     log.info("admin (%s) asked to send event %s of order %s again", g.admin, event_id, order.get("id"))

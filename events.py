@@ -20,6 +20,7 @@ import hmac
 import json
 import logging
 import re
+import threading
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -57,10 +58,12 @@ def pending(order: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def backlog(store: OrderStore, now: datetime | None = None) -> dict[str, Any]:
-    """Events waiting to be delivered: how many, and how old the oldest is (seconds)."""
+    """Events not delivered: how many wait, how old the oldest is (seconds), how many failed for good."""
     now = now or datetime.now(UTC)
     created = [orders.parse_time(e.get("created_at")) for o in store.open_orders() for e in pending(o)]
-    return {"pending": len(created),
+    failed = sum(1 for o in store.containing('"state": "failed"') for e in o.get("outbox") or []
+                 if isinstance(e, dict) and e.get("state") == "failed")
+    return {"pending": len(created), "failed": failed,
             "oldest_seconds": round(max(((now - t).total_seconds() for t in created if t), default=0))}
 
 
@@ -109,51 +112,58 @@ class Outbox:
             "body": canonical(body_for(order, event, event_id, now)).decode(),
         }]
 
-    # ---- delivery (the worker) ---------------------------------------------------------------------
+    # ---- delivery (the worker's thread) ------------------------------------------------------------
 
-    def deliver_due(self, store: OrderStore, now: datetime | None = None) -> int:
+    def run(self, store: OrderStore, stop: threading.Event, poll: float) -> None:
+        """The worker's delivery loop, in a thread of its own: a slow or dead backend never holds up eSIMs."""
+        while not stop.is_set():
+            try:
+                self.deliver_due(store, stop)
+            except Exception:  # a bad round (storage busy) must not end the loop
+                log.exception("events: delivery round failed")
+            stop.wait(poll)
+
+    def deliver_due(self, store: OrderStore, stop: threading.Event | None = None) -> int:
         """Send every event that is due, each order's in their order; how many were delivered."""
         if not self.enabled:
             return 0
         delivered = 0
         for order in store.open_orders():
-            for _ in range(len(pending(order))):
-                outcome = self._send_next(store, order["id"], now or datetime.now(UTC))
+            if not _first_due(order, datetime.now(UTC)):
+                continue  # decided on the copy: an order with nothing due costs no lock
+            while not (stop and stop.is_set()):
+                outcome = self._send_next(store, order["id"])
                 if outcome != "delivered":
                     break  # wait, failed, or another worker has it: this order's later events wait too
                 delivered += 1
         return delivered
 
-    def _send_next(self, store: OrderStore, order_id: str, now: datetime) -> str:
+    def _send_next(self, store: OrderStore, order_id: str) -> str:
         claimed: list[dict[str, Any]] = []
 
         def claim(current: dict[str, Any]) -> None:  # under the lock: this worker sends it, no other
-            unsent = [e for e in current.get("outbox") or [] if isinstance(e, dict) and e.get("state") != "sent"]
-            if not unsent or unsent[0].get("state") != "pending":
-                return  # none, or an earlier one failed: later events wait for it (they keep their order)
-            entry = unsent[0]
-            due = orders.parse_time(entry.get("next_at")) or now
-            sending = orders.parse_time(entry.get("sending_until"))
-            if due <= now and (sending is None or sending <= now):
-                entry["sending_until"] = (now + SENDING_LEASE).isoformat(timespec="seconds")
+            entry = _first_due(current, datetime.now(UTC))
+            if entry is not None:
+                entry["sending_until"] = (datetime.now(UTC) + SENDING_LEASE).isoformat(timespec="seconds")
                 claimed.append(dict(entry))
         store.update(order_id, claim)
         if not claimed:
             return "wait"
         entry = claimed[0]
         outcome, error = self._post(entry)
-        metrics.EVENTS.labels(outcome).inc()
+        metrics.EVENT_DELIVERIES.labels(outcome).inc()
+        now = datetime.now(UTC)
+        given_up: list[bool] = []
 
         def settle(current: dict[str, Any]) -> None:
             for stored in current.get("outbox") or []:
-                if stored.get("id") == entry["id"]:
-                    _settle(stored, outcome, error, now, self.first_retry)
+                if isinstance(stored, dict) and stored.get("id") == entry["id"]:
+                    given_up.append(_settle(stored, outcome, error, now, self.first_retry))
             _trim(current)
         store.update(order_id, settle)
         if outcome == "refused" and self.alert:
             self.alert("event_refused", order_id, event=entry["event"], error=error)
-        elif outcome == "retry" and now - (orders.parse_time(entry.get("created_at")) or now) > GIVE_UP_AFTER \
-                and self.alert:
+        elif any(given_up) and self.alert:
             self.alert("event_given_up", order_id, event=entry["event"], error=error)
         return outcome
 
@@ -164,22 +174,26 @@ class Outbox:
                    "X-Service-Token": self.service_token, "User-Agent": f"esimsdata/{VERSION}",
                    "Idempotency-Key": entry["id"], "X-Event-Id": entry["id"]}
         try:
-            response = self.session.post(self.url, data=raw, headers=headers, timeout=TIMEOUT)
-        except requests.RequestException as exc:
-            return "retry", f"{type(exc).__name__}"  # the library's text names the URL: kept out of the order
-        if response.status_code == 409:
+            # No redirects: one would turn the POST into a bodiless GET and carry our token elsewhere.
+            response = self.session.post(self.url, data=raw, headers=headers, timeout=TIMEOUT, allow_redirects=False)
+        except Exception as exc:  # any failure to send is a retry; the library's text names the URL: not kept
+            return "retry", type(exc).__name__
+        status = response.status_code
+        if status == 409:
             return "delivered", "409: already processed"
-        if response.status_code in (401, 403):
-            return "refused", f"{response.status_code}: the backend refused our signature or token"
-        if 200 <= response.status_code < 300:
+        if status in (401, 403):
+            return "refused", f"{status}: the backend refused our signature or token"
+        if 300 <= status < 400:
+            return "refused", f"{status}: BACKEND_WEBHOOK_URL redirects (to {response.headers.get('Location', '?')})"
+        if 200 <= status < 300:
             try:
                 answer = response.json() if response.content.strip() else {}
             except ValueError:
                 answer = {}
-            if isinstance(answer, dict) and answer.get("success") is False:
-                return "retry", f"{response.status_code} with success false: {str(answer)[:200]}"
+            if isinstance(answer, dict) and str(answer.get("success", True)).lower() == "false":
+                return "retry", f"{status} with success false: {str(answer)[:200]}"
             return "delivered", ""
-        return "retry", f"HTTP {response.status_code}"
+        return "retry", f"HTTP {status}"
 
     # ---- the owner's view and "send again" -----------------------------------------------------------
 
@@ -199,34 +213,67 @@ class Outbox:
         """Put a failed (or waiting) event back to be sent now; the order, or None if no order has it."""
         if not re.fullmatch(r"[0-9a-f]{32}", event_id):
             return None
-        found = [o for o in store.containing(event_id) if any(e.get("id") == event_id for e in o.get("outbox") or [])]
+        found = [o for o in store.containing(event_id)
+                 if any(isinstance(e, dict) and e.get("id") == event_id for e in o.get("outbox") or [])]
         if not found:
             return None
 
+        outcome: list[str] = []
+
         def again(current: dict[str, Any]) -> None:
+            now = orders.now_iso()
             for entry in current.get("outbox") or []:
-                if entry.get("id") == event_id and entry.get("state") in ("failed", "pending") and entry.get("body"):
-                    entry.update(state="pending", attempts=0, next_at=orders.now_iso(), sending_until=None)
+                if not isinstance(entry, dict) or entry.get("id") != event_id:
+                    continue
+                sending = orders.parse_time(entry.get("sending_until"))
+                if entry.get("state") == "sent" or not entry.get("body"):
+                    outcome.append("sent")
+                elif sending and sending > datetime.now(UTC):
+                    outcome.append("sending")
+                else:
+                    entry.update(state="pending", attempts=0, next_at=now, retry_since=now)
                     orders.record(current, "event_again", entry.get("event", ""))
-        return store.update(found[0]["id"], again)
+                    outcome.append("again")
+            for entry in pending(current):  # the ones it held back get a fresh day too
+                entry["retry_since"] = now
+        order = store.update(found[0]["id"], again)
+        if outcome and outcome[0] != "again":
+            raise ValueError("It was delivered already." if outcome[0] == "sent" else "It is being sent right now.")
+        return order
 
 
-def _settle(entry: dict[str, Any], outcome: str, error: str, now: datetime, first_retry: float) -> None:
+def _settle(entry: dict[str, Any], outcome: str, error: str, now: datetime, first_retry: float) -> bool:
+    """Write a POST's outcome on its event; True when this failure is the one that gives it up (after a day)."""
     entry["attempts"] = int(entry.get("attempts") or 0) + 1
     entry["sending_until"] = None
     entry["last_error"] = error or None
     if outcome == "delivered":
         entry.update(state="sent", sent_at=now.isoformat(timespec="seconds"))
         entry.pop("body", None)  # delivered: the order keeps a line, not the payload
-    elif outcome == "refused" or now - (orders.parse_time(entry.get("created_at")) or now) > GIVE_UP_AFTER:
+        return False
+    since = orders.parse_time(entry.get("retry_since") or entry.get("created_at")) or now
+    if outcome == "refused" or now - since > GIVE_UP_AFTER:
         entry["state"] = "failed"
-    else:  # 10 s, 20 s, 40 s ... at most an hour apart, for a day
-        delay = min(first_retry * 2 ** (entry["attempts"] - 1), 3600)
-        entry["next_at"] = (now + timedelta(seconds=delay)).isoformat(timespec="seconds")
+        return outcome != "refused"
+    delay = min(first_retry * 2 ** (entry["attempts"] - 1), 3600)  # 10 s, 20 s, 40 s ... at most an hour apart
+    entry["next_at"] = (now + timedelta(seconds=delay)).isoformat(timespec="seconds")
+    return False
+
+
+def _first_due(order: dict[str, Any], now: datetime) -> dict[str, Any] | None:
+    """The order's first undelivered event if it may be sent now (not waiting, not being sent, not held back by
+    an earlier one that failed)."""
+    unsent = [e for e in order.get("outbox") or [] if isinstance(e, dict) and e.get("state") != "sent"]
+    if not unsent or unsent[0].get("state") != "pending":
+        return None
+    entry = unsent[0]
+    due = orders.parse_time(entry.get("next_at")) or now
+    sending = orders.parse_time(entry.get("sending_until"))
+    return entry if due <= now and (sending is None or sending <= now) else None
 
 
 def _trim(order: dict[str, Any]) -> None:
-    outbox = order.get("outbox") or []
+    outbox = [e for e in order.get("outbox") or [] if isinstance(e, dict)]
     sent = [e for e in outbox if e.get("state") == "sent"]
     drop = {id(e) for e in sent[:-SENT_KEPT]} if len(sent) > SENT_KEPT else set()
     order["outbox"] = [e for e in outbox if id(e) not in drop]

@@ -76,7 +76,7 @@ def due_in(order: dict[str, Any], now: datetime) -> float | None:
 def _failure_kind(reason: str) -> str:
     """A few words for the failures metric (its labels must stay few): what kind of reason this is."""
     for words, kind in (("refused the order", "esimgo_refused"), ("failed", "esimgo_failed"),
-                        ("still processing", "esimgo_processing"), ("payment", "payment_mismatch")):
+                        ("still processing", "esimgo_processing")):
         if words in reason:
             return kind
     return "other"
@@ -167,7 +167,6 @@ class Fulfilment:
         if time.monotonic() >= self._next_prune:
             self._next_prune = time.monotonic() + 3600  # hourly is plenty for invoices kept for days
             prune_expired(self.store, timedelta(days=self.prune_days), now)
-        self.outbox.deliver_due(self.store, now)
         if time.monotonic() >= self._next_reminders:
             self._next_reminders = time.monotonic() + 60  # "ends tomorrow" is not a matter of seconds
             usage.remind_due(self.store, self.bot, self.public_url, now)
@@ -480,8 +479,12 @@ class Fulfilment:
         except TelegramError as exc:
             self._save(order_id, event=("resend_failed", str(exc)))
             raise OwnerActionError(502, "telegram_failed", f"Telegram did not take the message: {exc}") from exc
+        first = not order.get("delivered_at")  # the delivery that had failed: now the order is complete
+        if first:
+            metrics.COMPLETIONS.inc()
         return self._save(order_id, event=("resent", f"Telegram message {message_id}"), delivery_error=None,
-                          delivered_at=order.get("delivered_at") or orders.now_iso())
+                          delivered_at=order.get("delivered_at") or orders.now_iso(),
+                          emit=events.ORDER_COMPLETED if first else None)
 
     def _owner_claim(self, order_id: str, action: str, detail: str = "") -> dict[str, Any]:
         """Hold the order for an owner's action, as a step does (no other process touches it meanwhile), after

@@ -8,8 +8,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from config import load_settings, share_metrics  # noqa: E402
 
 # Counts from every process (these workers and scripts/worker) go to one folder that /metrics adds up
-# (metrics.py); set before any worker imports the Prometheus client.
-METRICS_FOLDER = share_metrics(load_settings())
+# (metrics.py); set before any worker imports the Prometheus client. Files of ended processes are kept: their
+# counts stay in the totals (deleting them would make counters go down); each is a small sparse file.
+share_metrics(load_settings())
 
 # Behind nginx on the same VPS: listen on loopback only; nginx terminates TLS and proxies to us.
 bind = os.environ.get("BIND", "127.0.0.1:8000")
@@ -34,11 +35,7 @@ forwarded_allow_ips = "127.0.0.1"
 
 
 def on_starting(server):
-    """Forget the counts of processes that have ended (Prometheus reads a restart as a counter reset); demo
-    mode: the master starts the vendor sandboxes once, so they outlive worker restarts."""
-    import metrics
-
-    metrics.forget_dead_processes(METRICS_FOLDER)
+    """Demo mode: the master starts the vendor sandboxes once, so they outlive worker restarts."""
     settings = load_settings()
     if settings.demo_mode:
         import demo

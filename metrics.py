@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 from prometheus_client import Counter, Histogram
@@ -29,7 +28,7 @@ WEBHOOK_SECONDS = Histogram(f"{NS}_webhook_seconds", "Telegram update handling t
                             buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10))
 PRE_CHECKOUT_SECONDS = Histogram(f"{NS}_pre_checkout_seconds", "Time to answer a pre-checkout query "
                                  "(Telegram allows 10 s)", buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10))
-EVENTS = Counter(f"{NS}_events_delivered", "Order events delivered to the owner's backend", ["outcome"])
+EVENT_DELIVERIES = Counter(f"{NS}_event_deliveries", "POSTs of order events to the owner's backend", ["outcome"])
 
 
 @contextmanager
@@ -46,15 +45,3 @@ def esimgo_endpoint(method: str, path: str) -> str:
     parts = ["{id}" if any(ch.isdigit() for ch in part) and part not in ("v2.4",) else part
              for part in path.strip("/").split("/")]
     return f"{method} /{'/'.join(parts)}"
-
-
-def forget_dead_processes(folder: Path) -> int:
-    """Delete the count files of processes that no longer run (each file is named after its process id), so
-    the folder does not grow with every restart. The counts restart from zero, which Prometheus handles."""
-    gone = 0
-    for path in folder.glob("*.db"):
-        pid = path.stem.rsplit("_", 1)[-1]
-        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
-            path.unlink(missing_ok=True)
-            gone += 1
-    return gone

@@ -33,14 +33,17 @@ class StateCollector:
     def collect(self) -> Iterator[GaugeMetricFamily]:
         store = extensions.store(self.app)
         open_orders = store.open_orders()
-        attention = [o for o in open_orders if orders.attention(o)]
-        attention += [o for o in store.containing('"delivery_error"') if orders.attention(o) and o not in attention]
+        # Open orders, and settled ones with a failed delivery or refund: a byte search, then only those decoded.
+        marked = [o for key in ('"delivery_error"', '"refund_error"') for o in store.containing(key)]
+        attention = {o["id"] for o in [*open_orders, *marked] if orders.attention(o)}
         yield GaugeMetricFamily(f"{NS}_orders_needing_attention", "Orders the owner must act on",
                                 value=len(attention))
         waiting = events.backlog(store)
         yield GaugeMetricFamily(f"{NS}_outbox_pending", "Order events not yet delivered", value=waiting["pending"])
         yield GaugeMetricFamily(f"{NS}_outbox_oldest_pending_seconds", "Age of the oldest undelivered event",
                                 value=waiting["oldest_seconds"])
+        yield GaugeMetricFamily(f"{NS}_outbox_failed", "Order events given up or refused (send them again "
+                                "from the admin console)", value=waiting["failed"])
         fetched = orders.parse_time(extensions.catalogue(self.app).state()["fetched_at"])
         yield GaugeMetricFamily(f"{NS}_catalogue_age_seconds", "Age of the plans shown to buyers (NaN: none)",
                                 value=time.time() - fetched.timestamp() if fetched else float("nan"))

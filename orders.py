@@ -177,6 +177,8 @@ def next_step(order: dict[str, Any]) -> str | None:
         return BUY
     if status == PROVISIONING:
         return COLLECT
+    if status == COMPLETED and order.get("refunded_elsewhere"):
+        return REFUND  # Telegram refunded it while the shop held it: settled as refunded (Fulfilment._step)
     if status == COMPLETED and not order.get("delivered_at") and not order.get("delivery_error"):
         return DELIVER
     if status == FAILED:

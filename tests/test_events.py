@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from flask import Flask, request
@@ -136,7 +137,7 @@ def test_each_event_is_signed_canonical_and_in_order(app, client, tma, receiver)
     assert receiver.delivered()[1]["iccid"] == order["iccid"]
     after = store(app).get(order["id"])
     assert [e["state"] for e in after["outbox"]] == ["sent"] * 3 and "body" not in after["outbox"][0]
-    assert app.test_client().get("/healthz").get_json()["outbox"] == {"pending": 0, "oldest_seconds": 0}
+    assert app.test_client().get("/healthz").get_json()["outbox"] == {"pending": 0, "failed": 0, "oldest_seconds": 0}
 
 
 def test_a_failing_backend_gets_the_event_once_it_answers(app, client, tma, receiver):
@@ -238,8 +239,8 @@ def test_a_worker_killed_with_events_pending_delivers_them_after_a_restart_none_
     # The refused ones wait out their 30 s retry; run rounds until each has been taken.
     deadline = time.monotonic() + 90
     while len(receiver.delivered()) < 3 * 2 and time.monotonic() < deadline:
-        for order_id in orders_paid:
-            store(app).update(order_id, lambda o: [e.update(next_at="2020-01-01T00:00:00+00:00")
+        for order_id in orders_paid:  # as if their retry time, and a killed POST's 60 s hold, had passed
+            store(app).update(order_id, lambda o: [e.update(next_at="2020-01-01T00:00:00+00:00", sending_until=None)
                                                     for e in o.get("outbox") or [] if e.get("state") == "pending"])
         subprocess.run([sys.executable, str(ROOT / "scripts" / "worker"), "--once"], env=env, cwd=ROOT,
                        timeout=120, capture_output=True)
@@ -288,3 +289,43 @@ def test_metrics_under_gunicorn_add_up_the_web_workers_and_the_order_worker(tmp_
         os.killpg(worker.pid, signal.SIGTERM)
         worker.wait(10)
         stop(web)
+
+
+def test_an_esim_first_delivered_by_the_owners_resend_is_reported_completed_once(app, client, tma, receiver,
+                                                                                   telegram):
+    telegram.fail("sendPhoto", 403, "Forbidden: bot was blocked by the user")
+    order = paid(app, client, tma)
+    token = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    assert client.post(f"/api/admin/orders/{order['id']}/resend", headers=token).status_code == 200
+    assert client.post(f"/api/admin/orders/{order['id']}/resend", headers=token).status_code == 200
+    deliver(app)
+    assert [e["event"] for e in receiver.delivered()] == ["telegram_stars_payment_succeeded", "esim_order_completed"]
+
+
+def test_a_refund_made_in_telegram_while_the_shop_holds_a_delivered_order_is_reported(app, client, tma, receiver):
+    order = paid(app, client, tma)
+    held = (datetime.now(UTC) + timedelta(seconds=60)).isoformat(timespec="seconds")
+    store(app).update(order["id"], lambda o: o.update(lease_until=held))  # e.g. the owner's resend in flight
+    refund = updates.refunded_payment(BUYER, order["id"], order["stars"], order["telegram_payment_charge_id"])
+    assert client.post("/api/telegram/webhook", json=refund, headers=HOOK).status_code == 200
+    assert store(app).get(order["id"])["status"] == "completed"  # the shop settles it once it lets go
+    store(app).update(order["id"], lambda o: o.update(lease_until="2020-01-01T00:00:00+00:00"))
+    fulfilment(app).run_due()
+    deliver(app)
+    assert store(app).get(order["id"])["status"] == "refunded"
+    assert [e["event"] for e in receiver.delivered()][-1] == "telegram_stars_payment_refunded"
+
+
+def test_a_redirecting_backend_gets_nothing_and_the_admin_is_told(app, client, tma, receiver, telegram):
+    receiver.answers = [(302, "")]
+    order = paid(app, client, tma, settle=False)
+    deliver(app, rounds=2)
+    assert [r["status"] for r in receiver.received] == [302]  # followed nowhere: our token stays ours
+    entry = store(app).get(order["id"])["outbox"][0]
+    assert entry["state"] == "failed" and "redirects" in entry["last_error"] and entry["body"]
+    assert "refused" in telegram.calls("sendMessage", chat_id=ADMIN_ID)[-1].params["text"]
+    token = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    assert client.post(f"/api/admin/outbox/{entry['id']}/send", headers=token).status_code == 200
+    deliver(app)
+    sent_again = client.post(f"/api/admin/outbox/{entry['id']}/send", headers=token)
+    assert sent_again.status_code == 409 and "delivered already" in sent_again.get_json()["message"]
