@@ -101,8 +101,13 @@
     ES.dropViewListeners();
     ES.parent = PARENTS[route.view] || "/";
     ES.backToParent = false;
+    const template = document.getElementById("view-" + route.view);
+    if (moved && !template) {
+      location.reload(); // a page this document has no copy of (back to an odd URL): the server draws it
+      return;
+    }
     if (moved) {
-      main.replaceChildren(document.getElementById("view-" + route.view).content.cloneNode(true));
+      main.replaceChildren(template.content.cloneNode(true));
       ES.applyI18n(main); // the copies are in the server's language
       setTitle();
     }

@@ -470,3 +470,18 @@ def test_keyboard_focus_shows_targets_are_44_px_and_motion_can_be_reduced(open_a
         return [getComputedStyle(el).animationName, getComputedStyle(el, '::after').animationName];
     })""")
     assert still == [["none", "none"]] * 3
+
+
+def test_back_returns_to_where_the_buyer_was_in_the_list(open_app, shop):
+    page = open_app().page
+    page.goto(shop.origin + "/")
+    rows = page.locator("#destinations a.row")
+    expect(rows.nth(60)).to_be_attached()
+    page.evaluate("window.scrollTo(0, 2000)")
+    # A tap where the buyer is, without Playwright scrolling anything into view first.
+    page.evaluate("document.elementFromPoint(195, 400).closest('a.row').click()")
+    expect(page.locator("a.plan").first).to_be_visible()
+    assert page.evaluate("window.scrollY") == 0
+    page.go_back()
+    expect(rows.nth(60)).to_be_attached()
+    page.wait_for_function("window.scrollY === 2000")
