@@ -220,7 +220,7 @@ def test_metrics_count_a_purchase_and_a_refund_and_are_private(app, client, tma)
 def test_a_worker_killed_with_events_pending_delivers_them_after_a_restart_none_twice(app, client, tma, receiver,
                                                                                       config, data_dir):
     receiver.answers = [(500, "")] * 2
-    orders_paid = [paid(app, client, tma, settle=False)["id"] for _ in range(3)]
+    orders_paid = [paid(app, client, tma)["id"] for _ in range(3)]  # delivered: two events each wait
     wait_on_disk(data_dir / "orders.json", lambda d: True)
     env = {**os.environ, **{k: str(v) for k, v in config.items()}, "WORKER_POLL_SECONDS": "0.2",
            "EVENTS_RETRY_SECONDS": "30"}  # after a failure, this worker would wait: it is killed first
