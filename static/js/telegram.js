@@ -117,6 +117,8 @@
       const target = event.target.closest("a, button");
       if (!target) return;
       if (target.matches(".row, .seg button, .tabbar a, .button, .copy, .lang-switch button")) ES.haptic("light");
+      // In Telegram Web's iframe telegram-web-app.js opens t.me links itself (and says so): never twice.
+      if (event.defaultPrevented) return;
       if (target.matches("a[data-telegram-link]") && ES.inTelegram && tg.openTelegramLink) {
         event.preventDefault();
         tg.openTelegramLink(target.href);

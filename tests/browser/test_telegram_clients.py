@@ -147,6 +147,11 @@ def test_telegram_web_language_switch_is_rendered_by_the_server_after_a_reload(t
     html = document_after(tg, shop, lambda: tg.page.evaluate("__tgWeb.reload()"))
     assert '<html lang="ru">' in html and "Мои eSIM" in html  # first paint in Russian, no script needed
     expect(app.locator("#orders .state h2")).to_have_text("Пока нет eSIM")
+    # Support opens in Telegram, once (the genuine script takes t.me links in the iframe itself).
+    app.locator('.tabbar a[href="/help"]').click()
+    app.locator("#support a.button").click()
+    tg.page.wait_for_function("() => __tgWeb.links.length > 0")
+    assert tg.client("links") == ["https://t.me/esimsdata_support"]
     assert not tg.errors, tg.errors
 
 
