@@ -43,18 +43,25 @@ def _mtimes(names: tuple[str, ...]) -> tuple[int, ...]:
     return tuple((STATIC / name).stat().st_mtime_ns for name in names)
 
 
-def compact(source: str) -> str:
+def compact(source: str, name: str = "module") -> str:
     """A module as the bundle carries it: indentation, blank lines and whole-line comments left out.
 
-    Line by line, and every line of code kept as it is (our modules have no multi-line strings or template
-    literals), so nothing but whitespace and comments can change: a quarter of the first screen's bytes.
+    Line by line, and every line of code kept as it is, so nothing but whitespace and comments can change: a
+    quarter of the first screen's bytes. What this cannot do safely is refused (a ValueError fails the start,
+    not a buyer's page): code after a block comment on its line, and code that may span lines (a template
+    literal, a line continued with a backslash).
     """
     lines, in_comment = [], False
-    for line in source.splitlines():
+    for number, line in enumerate(source.splitlines(), 1):
         text = line.strip()
         if in_comment or text.startswith("/*"):
+            if "*/" in text and not text.endswith("*/"):
+                raise ValueError(f"{name}:{number}: code after a block comment on one line: split the line")
             in_comment = not text.endswith("*/")
         elif text and not text.startswith("//"):
+            if "`" in text or text.endswith("\\"):
+                raise ValueError(f"{name}:{number}: a template literal or a continued line: the bundle keeps code "
+                                 "line by line (assets.compact), so write it with plain strings")
             lines.append(text)
     return "\n".join(lines)
 
@@ -64,7 +71,7 @@ def _build_bundle() -> bytes:
              "window.ES_I18N = " + json.dumps(json.loads((STATIC / I18N_FILE).read_text("utf-8")),
                                               ensure_ascii=False, separators=(",", ":")) + ";"]
     for name in JS_MODULES:
-        parts.append(f"/* ---- {name} ---- */\n" + compact((STATIC / name).read_text("utf-8")))
+        parts.append(f"/* ---- {name} ---- */\n" + compact((STATIC / name).read_text("utf-8"), name))
     return "\n".join(parts).encode()
 
 

@@ -55,15 +55,15 @@ def translate(key: str, lang: str | None = None) -> str:
 # ---- pages ---------------------------------------------------------------------------------------------
 
 
-def _support() -> dict[str, str | None]:
+def _support() -> dict[str, Any]:
     """The support contact from config: a Telegram @handle becomes a t.me link, anything else is text."""
     contact = extensions.settings().support_contact.strip()
     match = _TELEGRAM_HANDLE.fullmatch(contact)
     if match:
-        return {"label": "@" + match.group(1), "url": f"https://t.me/{match.group(1)}"}
-    if contact.startswith(("https://", "mailto:")):
-        return {"label": contact.removeprefix("mailto:"), "url": contact}
-    return {"label": contact, "url": None}
+        return {"label": "@" + match.group(1), "url": f"https://t.me/{match.group(1)}", "telegram": True}
+    if contact.startswith(("https://", "mailto:")):  # opened as a web or mail link: Telegram's opener takes t.me only
+        return {"label": contact.removeprefix("mailto:"), "url": contact, "telegram": contact.startswith("https://t.me/")}
+    return {"label": contact, "url": None, "telegram": False}
 
 
 def _bot_url() -> str | None:
@@ -148,7 +148,8 @@ def country(iso: str) -> Any:
     if not _ISO.fullmatch(iso):
         return _not_found("area_not_found")
     if iso != iso.upper():
-        return redirect(url_for("pages.country", iso=iso.upper(), **request.args), 301)
+        query = request.query_string.decode()  # as it came: query names never reach url_for's own arguments
+        return redirect(url_for("pages.country", iso=iso.upper()) + ("?" + query if query else ""), 301)
     return _plans("local", iso)
 
 

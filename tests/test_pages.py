@@ -226,15 +226,32 @@ def test_the_language_in_the_url_wins_over_the_cookie(client):
     assert '<html lang="en">' in client.get("/help?lang=xx").get_data(as_text=True)
 
 
+def _js_tokens(source: str) -> list[tuple]:
+    """JavaScript as a lexer reads it, comments and whitespace aside (an independent reading of the code)."""
+    from pygments.lexers import JavascriptLexer
+    from pygments.token import Comment, Text, Whitespace
+
+    return [(kind, value) for kind, value in JavascriptLexer().get_tokens(source)
+            if kind not in Whitespace and kind not in Comment and kind not in Text]
+
+
 def test_the_bundle_leaves_out_only_comments_blank_lines_and_indentation(client):
     from assets import JS_MODULES, STATIC, compact
 
     for name in JS_MODULES:
         source = (STATIC / name).read_text("utf-8")
-        code = {line.strip() for line in source.splitlines()}
-        kept = compact(source).splitlines()
-        assert kept and set(kept) <= code, name
-        assert not [line for line in kept if line.startswith(("//", "/*"))], name
+        kept = compact(source, name)
+        assert kept and _js_tokens(kept) == _js_tokens(source), name  # not a token lost, added or moved
+        assert not [line for line in kept.splitlines() if line.startswith(("//", "/*"))], name
+
+
+@pytest.mark.parametrize("source", ["/* note */ const b = 2;", "/* a\n   long note */ const b = 2;",
+                                    "const s = `a\n// b`;", "const s = 'a\\\n  b';"])
+def test_the_bundle_refuses_code_it_could_change(source):
+    from assets import compact
+
+    with pytest.raises(ValueError, match="module:"):
+        compact(source)
 
 
 def test_the_device_list_is_brands_with_models():
@@ -246,3 +263,29 @@ def test_the_device_list_is_brands_with_models():
     for brand in devices["brands"]:
         assert brand["brand"] and brand["platform"] in ("ios", "android") and brand["models"]
         assert brand.get("note") is None or brand["note"] in table["en"].keys() & table["ru"].keys()
+
+
+@pytest.mark.parametrize("contact, marker", [("@esimsdata_help", "data-telegram-link"),
+                                             ("https://t.me/esimsdata_help", "data-telegram-link"),
+                                             ("https://example.com/support", "data-external"),
+                                             ("mailto:help@example.com", None)])
+def test_each_kind_of_support_contact_opens_the_way_telegram_can(config, contact, marker):
+    from app import create_app
+
+    app = create_app({**config, "SUPPORT_CONTACT": contact})
+    try:
+        html = app.test_client().get("/help").get_data(as_text=True)
+        links = re.findall(r'<a [^>]*href="([^"]*)"[^>]*>', html)
+        tags = [tag for tag in re.findall(r"<a [^>]*>", html) if contact.split(":", 1)[-1].lstrip("@") in tag]
+        assert tags, links
+        for tag in tags:
+            assert ("data-telegram-link" in tag) == (marker == "data-telegram-link"), tag
+            assert ("data-external" in tag) == (marker == "data-external"), tag
+    finally:
+        app.extensions["esimsdata"]["store"].close()
+
+
+def test_a_lowercase_country_redirect_keeps_the_query_as_it_came(client):
+    response = client.get("/country/th?iccid=8944&iso=x&_anchor=tgWebAppData%3Dx&_external=1")
+    assert response.status_code == 301
+    assert response.headers["Location"] == "/country/TH?iccid=8944&iso=x&_anchor=tgWebAppData%3Dx&_external=1"

@@ -101,6 +101,10 @@
         await ES.alert(error.message);
         return;
       }
+      if (!box.isConnected) { // the buyer went elsewhere meanwhile: no invoice opens over another page
+        done();
+        return;
+      }
       if (!ES.inTelegram) {
         // Demo in a plain browser: no Telegram to take the payment, so the demo plays Telegram's part.
         done();

@@ -21,7 +21,8 @@
     let polls = 0;
     let wasWaiting = false;
 
-    ES.backToParent = true; // always My eSIMs: the checkout behind us is already paid
+    // Just paid: Back goes to My eSIMs (the checkout behind us is already paid); otherwise back in history.
+    ES.backToParent = justPaid || pending;
 
     function waiting(status) {
       return ES.inProgress(status) || (status === "awaiting_payment" && (justPaid || pending));

@@ -11,9 +11,12 @@
   ES.lang = document.documentElement.lang === "ru" ? "ru" : "en";
   ES.langInUrl = false;
 
+  // Only our own languages: a ?lang= naming an object's property (constructor, __proto__) is not one.
+  const known = (lang) => typeof lang === "string" && Object.prototype.hasOwnProperty.call(DICT, lang);
+
   ES.detectLang = function () {
     for (const lang of [chosen, ES.local.get("esims.lang"), ES.query("lang")]) {
-      if (lang && DICT[lang]) return lang;
+      if (known(lang)) return lang;
     }
     const user = ES.tg && ES.tg.initDataUnsafe && ES.tg.initDataUnsafe.user;
     if (user && user.language_code) return /^ru/i.test(user.language_code) ? "ru" : "en";
@@ -54,7 +57,7 @@
 
   /** Switch language; `explicit` (the switch) is remembered over Telegram's language_code. */
   ES.setLang = function (lang, explicit) {
-    if (!DICT[lang]) return;
+    if (!known(lang)) return;
     const changed = lang !== ES.lang || document.documentElement.lang !== lang;
     ES.lang = lang;
     if (explicit) {

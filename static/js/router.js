@@ -40,9 +40,11 @@
   /** An in-app URL: the path, `?lang=` when no cookie can carry the language, and the launch fragment. */
   ES.url = function (path) {
     const url = new URL(path, location.origin);
+    if (url.origin !== location.origin) throw new Error("not an in-app path: " + path);
     if (ES.langInUrl) url.searchParams.set("lang", ES.lang);
     else url.searchParams.delete("lang");
-    return url.pathname + url.search + launchHash;
+    // Absolute and on our origin: "//host/…" can never come out of it, so the signed launch data stays here.
+    return location.origin + url.pathname + url.search + launchHash;
   };
 
   const depth = () => (history.state && history.state.depth) || 0;
@@ -50,8 +52,9 @@
   /** Open an in-app path (`replace`: instead of the current entry, as after a payment). */
   ES.go = function (path, options) {
     const target = new URL(path, location.href);
+    if (target.origin !== location.origin) return; // only our own pages ever get the launch data
     const route = resolve(target.pathname);
-    const url = ES.url(target.pathname + target.search);
+    const url = ES.url(target.href);
     if (!route) {
       location.assign(url); // a page the client does not know: the server answers it, the launch data rides along
       return;
