@@ -165,7 +165,9 @@ class Settings:
     fulfil_lease_seconds: float = 120.0  # longer than any one step (eSIM Go read timeout is 30 s)
     fulfil_backoff_seconds: float = 2.0  # first retry delay, doubled each time, at most 5 min
     fulfil_max_attempts: int = 6  # eSIM Go purchase attempts before the Stars are refunded
-    fulfil_reconcile_seconds: float = 5.0  # wait before deciding an interrupted purchase did not happen
+    # Wait after an unanswered purchase before deciding it did not happen: eSIM Go may still be finishing a
+    # request our 30 s read gave up on, and deciding too early would buy a second eSIM.
+    fulfil_reconcile_seconds: float = 60.0
     fulfil_processing_poll_seconds: float = 2.0
     fulfil_max_processing_seconds: float = 900.0  # eSIM Go says assignment can take up to 10 minutes
     fulfil_attention_minutes: float = 10.0  # a paid order not settled by then is flagged and the admins told

@@ -28,7 +28,7 @@ ROUTES = [("GET", "/api/admin/session"), ("GET", "/api/admin/orders"), ("GET", "
 def config(config):
     # The web process does not settle payments here: each test runs the fulfilment itself, step by step.
     config.setdefault("ADMIN_PASSWORD", PASSWORD)  # a test's own @pytest.mark.settings wins
-    config.update(FULFIL_INLINE="0", FULFIL_BACKOFF_SECONDS="0.1")
+    config.update(FULFIL_INLINE="0", FULFIL_BACKOFF_SECONDS="0.1", FULFIL_RECONCILE_SECONDS="0.3")
     return config
 
 

@@ -308,6 +308,9 @@ def test_a_purchase_whose_answer_was_lost_is_found_not_bought_again(app, client,
     client_ = app.extensions["esimsdata"]["esimgo"]
     client_.timeout = (1.0, 0.5)
     esimgo.fail("/orders", 0, method="POST", delay=1.0)
+    # The shop looks for the order only once eSIM Go has had time to finish it (as FULFIL_RECONCILE_SECONDS
+    # does in production): looking earlier would buy again, and the late order would land after this test.
+    fulfilment(app).reconcile_wait = 2.0
     answer = invoice(client, tma)
     pay(client, answer)
     order = wait_status(app, answer["order_id"], {"completed"}, timeout=30)
