@@ -14,6 +14,7 @@ from typing import Any
 from flask import Blueprint, Flask, Response, abort, g, jsonify, render_template, request
 
 import admin_data
+import events
 import extensions
 import orders
 from admin_auth import (
@@ -154,11 +155,10 @@ def whoami() -> Any:
 @bp.get("/api/admin/outbox")
 @admin_required
 def outbox() -> Any:
-    box = extensions.get("outbox")
-    troubles = box.troubles(extensions.store())
-    return jsonify(enabled=box.enabled, events=troubles,
-                   pending=sum(e["state"] == "pending" for e in troubles),
-                   failed=sum(e["state"] == "failed" for e in troubles))
+    waiting = events.troubles(extensions.store())
+    counts = events.backlog(waiting)
+    return jsonify(enabled=extensions.get("outbox").enabled, events=waiting, pending=counts["pending"],
+                   failed=counts["failed"])
 
 
 @bp.post("/api/admin/outbox/<event_id>/send")
@@ -228,7 +228,7 @@ def _acted(action: str, order_id: str, message: str, result: dict[str, Any]) -> 
 @admin_required
 def resend(order_id: str) -> Any:
     with orders.acting_as("admin"):
-        result = extensions.get("fulfilment").resend(order_id)
+        result = extensions.fulfilment().resend(order_id)
     return _acted("resend", order_id, "The eSIM was sent to the buyer again.", result)
 
 
@@ -236,7 +236,7 @@ def resend(order_id: str) -> Any:
 @admin_required
 def retry(order_id: str) -> Any:
     with orders.acting_as("admin"):
-        result = extensions.get("fulfilment").retry_now(order_id)
+        result = extensions.fulfilment().retry_now(order_id)
     if result.get("delivered_at") and result.get("status") == orders.COMPLETED:
         message = "Done: the eSIM is ready and was delivered to the buyer."
     elif result.get("status") == orders.REFUNDED:
@@ -254,7 +254,7 @@ def refund(order_id: str) -> Any:
     reason = body.get("reason") if isinstance(body, dict) else None
     reason = reason.strip()[:200] if isinstance(reason, str) else ""
     with orders.acting_as("admin"):
-        result = extensions.get("fulfilment").refund_now(order_id, reason)
+        result = extensions.fulfilment().refund_now(order_id, reason)
     if result.get("status") != orders.REFUNDED:
         raise OwnerActionError(502, "refund_failed", f"Telegram did not refund it: {result.get('refund_error')}. "
                                                      "It stays in Needs attention.")

@@ -116,7 +116,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         body = {"ok": healthy, "demo": extensions.settings(app).demo_mode, "storage": storage_state,
                 "catalogue": catalogue_state}
         if outbox.enabled:  # events the owner's backend has not taken yet
-            body["outbox"] = events.backlog(store)
+            body["outbox"] = events.backlog(events.troubles(store))
         return jsonify(body), 200 if healthy else 503
 
     catalogue.load_from_disk()

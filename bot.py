@@ -111,7 +111,7 @@ def _register_handlers(bot: TeleBot, api: BotApi) -> None:
     # pyTelegramBotAPI gives a refunded_payment message no content type: matched by the field itself.
     @bot.message_handler(content_types=[None], func=lambda m: getattr(m, "refunded_payment", None) is not None)
     def refunded_elsewhere(message: types.Message) -> None:
-        record_outside_refund(extensions.store(), extensions.get("fulfilment"), message.refunded_payment,
+        record_outside_refund(extensions.store(), extensions.fulfilment(), message.refunded_payment,
                               extensions.get("outbox"))
 
     @bot.message_handler(content_types=["successful_payment"])
@@ -124,7 +124,7 @@ def _register_handlers(bot: TeleBot, api: BotApi) -> None:
         outcome = record_payment(extensions.store(), message, extensions.get("outbox"))
         if outcome.new:
             metrics.PAYMENTS.inc()
-            extensions.get("fulfilment").start(outcome.order_id)
+            extensions.fulfilment().start(outcome.order_id)
 
 
 # ---- webhook ----------------------------------------------------------------------------------------

@@ -57,13 +57,23 @@ def pending(order: dict[str, Any]) -> list[dict[str, Any]]:
     return [e for e in order.get("outbox") or [] if isinstance(e, dict) and e.get("state") == "pending"]
 
 
-def backlog(store: OrderStore, now: datetime | None = None) -> dict[str, Any]:
-    """Events not delivered: how many wait, how old the oldest is (seconds), how many failed for good."""
+def troubles(store: OrderStore) -> list[dict[str, Any]]:
+    """Events not delivered (waiting, or failed for good), oldest first, as the admin console lists them."""
+    holders = {o["id"]: o for o in store.open_orders() if pending(o)}
+    holders.update({o["id"]: o for o in store.containing('"state": "failed"')})
+    shown = [{"id": e.get("id"), "order_id": order_id, "event": e.get("event"), "state": e.get("state"),
+              "attempts": e.get("attempts"), "created_at": e.get("created_at"), "next_at": e.get("next_at"),
+              "last_error": e.get("last_error")}
+             for order_id, o in holders.items() for e in o.get("outbox") or []
+             if isinstance(e, dict) and e.get("state") in ("pending", "failed")]
+    return sorted(shown, key=lambda e: str(e["created_at"]))
+
+
+def backlog(waiting: list[dict[str, Any]], now: datetime | None = None) -> dict[str, Any]:
+    """What `troubles()` found, counted: how many wait, how old the oldest is (seconds), how many failed."""
     now = now or datetime.now(UTC)
-    created = [orders.parse_time(e.get("created_at")) for o in store.open_orders() for e in pending(o)]
-    failed = sum(1 for o in store.containing('"state": "failed"') for e in o.get("outbox") or []
-                 if isinstance(e, dict) and e.get("state") == "failed")
-    return {"pending": len(created), "failed": failed,
+    created = [orders.parse_time(e["created_at"]) for e in waiting if e["state"] == "pending"]
+    return {"pending": len(created), "failed": sum(e["state"] == "failed" for e in waiting),
             "oldest_seconds": round(max(((now - t).total_seconds() for t in created if t), default=0))}
 
 
@@ -196,18 +206,6 @@ class Outbox:
         return "retry", f"HTTP {status}"
 
     # ---- the owner's view and "send again" -----------------------------------------------------------
-
-    @staticmethod
-    def troubles(store: OrderStore) -> list[dict[str, Any]]:
-        """Events not delivered (waiting, or failed for good), oldest first, as the admin console lists them."""
-        holders = {o["id"]: o for o in store.open_orders() if pending(o)}
-        holders.update({o["id"]: o for o in store.containing('"state": "failed"')})
-        shown = [{"id": e.get("id"), "order_id": order_id, "event": e.get("event"), "state": e.get("state"),
-                  "attempts": e.get("attempts"), "created_at": e.get("created_at"), "next_at": e.get("next_at"),
-                  "last_error": e.get("last_error")}
-                 for order_id, o in holders.items() for e in o.get("outbox") or []
-                 if isinstance(e, dict) and e.get("state") in ("pending", "failed")]
-        return sorted(shown, key=lambda e: str(e["created_at"]))
 
     def send_again(self, store: OrderStore, event_id: str) -> dict[str, Any] | None:
         """Put a failed (or waiting) event back to be sent now; the order, or None if no order has it."""

@@ -1,7 +1,7 @@
 """The app's collaborators, hung on `app.extensions["esimsdata"]` by `create_app()` and read back here.
 
-Routes, the bot and scripts ask for `settings()`, `store()`, `esimgo()`, `catalogue()` instead of importing
-globals, so every app (tests build many) has its own.
+Routes, the bot and scripts ask for `settings()`, `store()`, `esimgo()`, `catalogue()`, `fulfilment()` instead
+of importing globals, so every app (tests build many) has its own.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from catalogue import Catalogue
     from config import Settings
     from esimgo import EsimGoClient
+    from fulfilment import Fulfilment
     from storage import OrderStore
 
 KEY = "esimsdata"
@@ -41,3 +42,7 @@ def esimgo(app: Flask | None = None) -> EsimGoClient:
 
 def catalogue(app: Flask | None = None) -> Catalogue:
     return get("catalogue", app)
+
+
+def fulfilment(app: Flask | None = None) -> Fulfilment:
+    return get("fulfilment", app)

@@ -38,7 +38,7 @@ class StateCollector:
         attention = {o["id"] for o in [*open_orders, *marked] if orders.attention(o)}
         yield GaugeMetricFamily(f"{NS}_orders_needing_attention", "Orders the owner must act on",
                                 value=len(attention))
-        waiting = events.backlog(store)
+        waiting = events.backlog(events.troubles(store))
         yield GaugeMetricFamily(f"{NS}_outbox_pending", "Order events not yet delivered", value=waiting["pending"])
         yield GaugeMetricFamily(f"{NS}_outbox_oldest_pending_seconds", "Age of the oldest undelivered event",
                                 value=waiting["oldest_seconds"])

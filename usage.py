@@ -225,11 +225,9 @@ def tell(bot: BotApi, public_url: str, order: dict[str, Any], key: str) -> bool:
     return True
 
 
-def take(store: OrderStore, bot: BotApi, public_url: str, iccid: str, reading: Reading, source: str) -> bool:
-    """Record a reading for `iccid` and send the alert it reaches; False if the eSIM is not ours."""
-    owner = esim_order(store, iccid)
-    if owner is None:
-        return False
+def take(store: OrderStore, bot: BotApi, public_url: str, owner: dict[str, Any], reading: Reading,
+         source: str) -> bool:
+    """Record a reading on the eSIM's order (`esim_order`) and send the alert it reaches."""
     reached: list[int] = []
     updated = store.update(owner["id"], lambda o: reached.extend(
         [level] if (level := apply(o, reading, source)) else []))
@@ -267,7 +265,8 @@ def callback() -> Any:
         log.info("eSIM Go callback %r for %s: not a usage report; noted only", kind[:40], iccid[:30])
         return jsonify(ok=True, used=False)
     store = extensions.store()
-    if esim_order(store, iccid) is None:
+    owner = esim_order(store, iccid)
+    if owner is None:
         # Answered 200 all the same: eSIM Go would otherwise keep sending it.
         log.info("eSIM Go callback for an eSIM that is not ours (%s); nothing stored", iccid[:30])
         return jsonify(ok=True, used=False)
@@ -276,7 +275,7 @@ def callback() -> Any:
     except ValueError as exc:
         log.warning("eSIM Go callback for %s not understood: %s", iccid[:30], exc)
         return api_error(400, "bad_callback", f"The usage report could not be read: {exc}")
-    take(store, extensions.get("bot"), settings.public_base_url, iccid, reading, "callback")
+    take(store, extensions.get("bot"), settings.public_base_url, owner, reading, "callback")
     return jsonify(ok=True, used=True)
 
 
@@ -319,7 +318,7 @@ def refresh(store: OrderStore, esimgo: EsimGoClient, bot: BotApi, public_url: st
                       remaining_bytes=None if current.unlimited else current.remaining_bytes,
                       unlimited=current.unlimited, starts_at=_iso(current.assigned_at),
                       ends_at=_iso(ends.isoformat()) if ends else None, estimated=True)
-    return take(store, bot, public_url, iccid, reading, "esimgo")
+    return take(store, bot, public_url, owner, reading, "esimgo")
 
 
 def _due(order: dict[str, Any], now: datetime) -> bool:

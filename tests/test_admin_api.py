@@ -10,6 +10,7 @@ import pytest
 
 import updates
 from conftest import ADMIN_ID, ADMIN_TOKEN, SERVICE_TOKEN, WEBHOOK_SECRET
+from extensions import fulfilment, store
 
 BUYER = 2515644
 OTHER = 3000001
@@ -32,12 +33,6 @@ def config(config):
     return config
 
 
-def fulfilment(app):
-    return app.extensions["esimsdata"]["fulfilment"]
-
-
-def store(app):
-    return app.extensions["esimsdata"]["store"]
 
 
 def paid_order(app, client, tma, user=BUYER, username="traveller", settle=True):

@@ -20,6 +20,7 @@ from flask import Flask, request
 
 import updates
 from conftest import ADMIN_ID, ADMIN_TOKEN, ROOT, SERVICE_TOKEN, WEBHOOK_SECRET, wait_on_disk
+from extensions import fulfilment, store
 from sandboxes.server import ServerThread
 
 BUYER = 2515644
@@ -79,12 +80,6 @@ def config(config, receiver):
     return config
 
 
-def store(app):
-    return app.extensions["esimsdata"]["store"]
-
-
-def fulfilment(app):
-    return app.extensions["esimsdata"]["fulfilment"]
 
 
 def paid(app, client, tma, settle=True):

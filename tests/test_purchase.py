@@ -16,6 +16,7 @@ from PIL import Image
 
 import updates
 from conftest import ADMIN_ID, SERVICE_TOKEN, WEBHOOK_SECRET, wait_on_disk
+from extensions import fulfilment, store
 
 ROOT = Path(__file__).resolve().parent.parent
 BUYER = 2515644
@@ -30,12 +31,6 @@ def config(config):
     return config
 
 
-def store(app):
-    return app.extensions["esimsdata"]["store"]
-
-
-def fulfilment(app):
-    return app.extensions["esimsdata"]["fulfilment"]
 
 
 def invoice(client, tma, user=BUYER, bundle=BUNDLE, lang="en", **extra):

@@ -15,6 +15,7 @@ import requests
 
 import updates
 from conftest import WEBHOOK_SECRET
+from extensions import fulfilment, store
 from sandboxes.server import ServerThread
 
 BUYER = 2515644
@@ -37,12 +38,6 @@ def served(app):
     server.stop()
 
 
-def store(app):
-    return app.extensions["esimsdata"]["store"]
-
-
-def fulfilment(app):
-    return app.extensions["esimsdata"]["fulfilment"]
 
 
 def bought(app, client, tma, bundle=BUNDLE, iccid=None, lang="en"):

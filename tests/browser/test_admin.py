@@ -99,7 +99,7 @@ def buy(shop, buyer: Buyer, bundle: str = BUNDLE) -> str:
     payments = Payments(shop.origin, shop.telegram, buyer, settings.telegram_webhook_secret)
     assert payments.pay(answer.json()["invoice_link"]) == "paid"
     # The web process settles a fresh payment in a thread: wait for it to finish, whatever the outcome.
-    assert extensions.get("fulfilment", shop.app).wait_idle(), "the payment was not settled"
+    assert extensions.fulfilment(shop.app).wait_idle(), "the payment was not settled"
     return answer.json()["order_id"]
 
 
