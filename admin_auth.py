@@ -29,6 +29,7 @@ from auth import token_matches
 from config import Settings
 from errors import api_error
 from storage import JsonStore
+from throttle import Throttle
 
 log = logging.getLogger("admin")
 
@@ -154,37 +155,15 @@ def _client_key(address: str) -> str:
     return str(ipaddress.ip_network(f"{ip}/64", strict=False)) if ip.version == 6 else str(ip)
 
 
-class LoginThrottle:
-    """Login attempts per client, shared by every process through a small file (data/admin-logins.json)."""
+class LoginThrottle(Throttle):
+    """Login attempts per client, shared by every process through a small file (data/admin-logins.json); a good
+    password takes the client's attempts back (`cleared`)."""
 
     def __init__(self, store: JsonStore) -> None:
-        self.store = store
+        super().__init__(store, LOGIN_FAILURES_ALLOWED, LOGIN_WINDOW_SECONDS, LOGIN_CLIENTS_KEPT)
 
     def attempt(self, client: str) -> int:
-        """Count a login attempt now, under the lock (so parallel guesses are counted too); returns the seconds
-        this client must wait instead (0 = go ahead). A good password takes its attempt back (`cleared`)."""
-        key = _client_key(client)
-        with self.store.transaction() as data:
-            now = time.time()
-            for old in [k for k, v in data.items() if not self._recent(v, now)]:
-                del data[old]  # forget clients whose attempts are all past the window
-            recent = self._recent(data.get(key, []), now)
-            if len(recent) >= LOGIN_FAILURES_ALLOWED:
-                return max(1, int(recent[0] + LOGIN_WINDOW_SECONDS - now))
-            # Whole seconds: this file is read back with the store's JSON reading, which makes fractions Decimal.
-            data[key] = [*recent, int(now)]
-            if len(data) > LOGIN_CLIENTS_KEPT:
-                for old in sorted(data, key=lambda k: max(data[k]))[:len(data) - LOGIN_CLIENTS_KEPT]:
-                    del data[old]
-            return 0
+        return super().attempt(_client_key(client))
 
     def cleared(self, client: str) -> None:
-        client = _client_key(client)
-        if client in self.store.read():
-            with self.store.transaction() as data:
-                data.pop(client, None)
-
-    @staticmethod
-    def _recent(times: Any, now: float | None = None) -> list[float]:
-        since = (now or time.time()) - LOGIN_WINDOW_SECONDS
-        return [t for t in times if isinstance(t, int) and t > since] if isinstance(times, list) else []
+        super().cleared(_client_key(client))

@@ -18,14 +18,16 @@ from flask.json.provider import DefaultJSONProvider
 import bot
 import events
 import extensions
+import promo
 from catalogue import Catalogue
 from config import load_settings
 from errors import register_error_handlers
 from esimgo import EsimGoClient
 from events import Outbox
 from fulfilment import Fulfilment
-from pricing import PriceSettings
-from storage import OrderStore
+from shop_settings import ShopSettings
+from storage import JsonStore, OrderStore
+from throttle import Throttle
 
 log = logging.getLogger("esimsdata")
 
@@ -63,17 +65,22 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     store = OrderStore(data_dir / "orders.json", lock_timeout=settings.storage_lock_timeout)
     client = EsimGoClient(settings.esimgo_base_url, settings.esimgo_api_key)
+    # The owner's prices, texts and promo codes (data/settings.json) over the environment's defaults.
+    shop = ShopSettings(data_dir / "settings.json", settings, lock_timeout=settings.storage_lock_timeout)
     catalogue = Catalogue(
         client,
         data_dir / "catalogue.json",
-        PriceSettings.from_settings(settings),
+        shop.prices,
         refresh_seconds=settings.catalogue_refresh_hours * 3600,
         retry_seconds=settings.catalogue_retry_seconds,
     )
     # The buyer's eSIM page asks eSIM Go for fresh usage while the buyer waits: that client gives up quickly.
     quick = EsimGoClient(settings.esimgo_base_url, settings.esimgo_api_key, timeout=(2.0, 4.0), get_retries=0)
-    extensions.init(app, settings=settings, store=store, esimgo=client, esimgo_quick=quick, catalogue=catalogue)
+    extensions.init(app, settings=settings, shop=shop, store=store, esimgo=client, esimgo_quick=quick,
+                    catalogue=catalogue)
     bot.init_app(app)
+    tries = JsonStore(data_dir / "promo-tries.json", lock_timeout=settings.storage_lock_timeout)
+    extensions.init(app, promo_throttle=Throttle(tries, promo.TRIES_ALLOWED, promo.TRIES_WINDOW_SECONDS))
     outbox = Outbox(settings.backend_webhook_url, settings.backend_webhook_secret, settings.service_token,
                     first_retry=settings.events_retry_seconds)
     fulfilment = Fulfilment(store, client, extensions.get("bot", app), settings, outbox)
@@ -84,6 +91,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     import admin_api
 
     admin_api.init_app(app)
+    from admin_settings_api import bp as admin_settings_bp
     from assets import bp as assets_bp
     from demo_api import bp as demo_bp
     from metrics_api import bp as metrics_bp
@@ -99,6 +107,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(demo_bp)
     app.register_blueprint(usage_bp)
     app.register_blueprint(metrics_bp)
+    app.register_blueprint(admin_settings_bp)
 
     @app.after_request
     def protect(response):  # type: ignore[no-untyped-def]

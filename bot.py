@@ -65,13 +65,13 @@ def _register_handlers(bot: TeleBot, api: BotApi) -> None:
     @bot.message_handler(commands=["help"])
     def help_(message: types.Message) -> None:
         lang = _lang(message.from_user)
-        api.send_text(message.chat.id, t("help", lang, support=extensions.settings().support_contact),
+        api.send_text(message.chat.id, t("help", lang, support=extensions.shop().support_contact()),
                       _shop_button(lang))
 
     @bot.message_handler(commands=["paysupport"])
     def paysupport(message: types.Message) -> None:
         lang = _lang(message.from_user)
-        api.send_text(message.chat.id, t("paysupport", lang, support=extensions.settings().support_contact))
+        api.send_text(message.chat.id, t("paysupport", lang, support=extensions.shop().support_contact()))
 
     @bot.message_handler(commands=["myesims"])
     def my_esims(message: types.Message) -> None:

@@ -17,6 +17,7 @@ import os
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -105,6 +106,8 @@ class CatalogueIndex:
 
     def __init__(self, bundles: list[CatalogueBundle], prices: PriceSettings, fetched_at: str) -> None:
         self.fetched_at = fetched_at
+        self.bundles = bundles
+        self.prices = prices
         self.plans: dict[str, Plan] = {}
         self.by_area: dict[tuple[str, str], list[Plan]] = {}
         area_info: dict[tuple[str, str], dict[str, Any]] = {}
@@ -149,14 +152,19 @@ class CatalogueIndex:
 
 
 class Catalogue:
-    """The process's catalogue: memory first, disk behind it, eSIM Go behind that."""
+    """The process's catalogue: memory first, disk behind it, eSIM Go behind that.
 
-    def __init__(self, client: EsimGoClient, cache_path: str | os.PathLike, prices: PriceSettings,
+    `prices` gives the price settings in force (the owner may change them at any time, `shop_settings.py`): the
+    index is priced again when it gives different ones, by the first reader or background round to see them."""
+
+    def __init__(self, client: EsimGoClient, cache_path: str | os.PathLike,
+                 prices: PriceSettings | Callable[[], PriceSettings],
                  refresh_seconds: float = 86400, retry_seconds: float = 60) -> None:
         self.client = client
         self.cache_path = Path(cache_path)
         self.lock = FileLock(str(self.cache_path) + ".lock", timeout=0)
-        self.prices = prices
+        self.prices: Callable[[], PriceSettings] = prices if callable(prices) else (lambda: prices)
+        self._repricing = threading.Lock()
         self.refresh_seconds = refresh_seconds
         self.retry_seconds = retry_seconds
         self._index: CatalogueIndex | None = None
@@ -169,10 +177,24 @@ class Catalogue:
 
     @property
     def index(self) -> CatalogueIndex | None:
-        return self._index
+        """The catalogue at the prices in force (None before the first load)."""
+        index = self._index
+        if index is None:
+            return None
+        prices = self.prices()
+        if index.prices is prices or index.prices == prices:
+            return index
+        with self._repricing:  # one thread reprices; the others wait for its result (~0.1 s for 5,000 plans)
+            index = self._index
+            if index is not None and index.prices != prices:
+                started = time.monotonic()
+                index = self._index = CatalogueIndex(index.bundles, prices, index.fetched_at)
+                log.info("catalogue: %d plans repriced for the new price settings in %.3fs", len(index.plans),
+                         time.monotonic() - started)
+            return index
 
     def plan(self, name: str) -> Plan | None:
-        index = self._index
+        index = self.index
         return index.plans.get(name) if index else None
 
     def state(self) -> dict[str, Any]:
@@ -197,7 +219,7 @@ class Catalogue:
         try:
             raw = json.loads(self.cache_path.read_text(encoding="utf-8"))
             bundles = [CatalogueBundle.from_api(b) for b in raw["bundles"]]
-            self._index = CatalogueIndex(bundles, self.prices, raw["fetched_at"])
+            self._index = CatalogueIndex(bundles, self.prices(), raw["fetched_at"])
             self._loaded_mtime = mtime
             log.info("catalogue: %d bundles loaded from %s (fetched %s)", len(bundles), self.cache_path,
                      raw["fetched_at"])
@@ -226,7 +248,7 @@ class Catalogue:
                 raise EsimGoError("eSIM Go returned an empty catalogue")
             fetched_at = datetime.now(UTC).isoformat(timespec="seconds")
             self._write_cache({"fetched_at": fetched_at, "bundles": [b.to_dict() for b in bundles]})
-            self._index = CatalogueIndex(bundles, self.prices, fetched_at)
+            self._index = CatalogueIndex(bundles, self.prices(), fetched_at)
             self._loaded_mtime = self.cache_path.stat().st_mtime
             self.last_error = None
             log.info("catalogue: fetched %d bundles from eSIM Go in %.1fs", len(bundles),
@@ -282,6 +304,7 @@ class Catalogue:
                     self.ensure_fresh()
                 else:
                     self.load_from_disk()
+                _ = self.index  # new price settings: repriced here rather than by a buyer's request
             except Exception:  # the thread must survive anything and keep the last good catalogue
                 log.exception("catalogue maintenance failed")
             self._stop.wait(poll_seconds if self._index is not None else 1.0)

@@ -1,6 +1,6 @@
 """The app's collaborators, hung on `app.extensions["esimsdata"]` by `create_app()` and read back here.
 
-Routes, the bot and scripts ask for `settings()`, `store()`, `esimgo()`, `catalogue()`, `fulfilment()` instead
+Routes, the bot and scripts ask for `settings()`, `shop()`, `store()`, `esimgo()`, `catalogue()`, `fulfilment()` instead
 of importing globals, so every app (tests build many) has its own.
 """
 
@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from config import Settings
     from esimgo import EsimGoClient
     from fulfilment import Fulfilment
+    from shop_settings import ShopSettings
     from storage import OrderStore
 
 KEY = "esimsdata"
@@ -30,6 +31,11 @@ def get(name: str, app: Flask | None = None) -> Any:
 
 def settings(app: Flask | None = None) -> Settings:
     return get("settings", app)
+
+
+def shop(app: Flask | None = None) -> ShopSettings:
+    """The owner's settings in force (prices, texts, support contact, promo codes); `settings()` has the defaults."""
+    return get("shop", app)
 
 
 def store(app: Flask | None = None) -> OrderStore:

@@ -98,6 +98,21 @@ TEXTS: dict[str, dict[str, str]] = {
                         "ru": "⏳ Тариф eSIM ({plan}) закончится завтра. Пополните, чтобы остаться на связи."},
 }
 
+# What the checkout says of a promo code (promo.py's reasons), as plain text for the Mini App's JSON answers.
+PROMO_TEXTS: dict[str, dict[str, str]] = {
+    "valid": {"en": "Promo code {code}: {off} off.", "ru": "Промокод {code}: скидка {off}."},
+    "unknown": {"en": "This promo code does not exist or is no longer active.",
+                "ru": "Такого промокода нет или он больше не действует."},
+    "not_started": {"en": "This promo code is not active yet.", "ru": "Этот промокод ещё не действует."},
+    "expired": {"en": "This promo code has expired.", "ru": "Срок действия промокода истёк."},
+    "used_up": {"en": "This promo code has been used up.", "ru": "Этот промокод уже израсходован."},
+    "already_used": {"en": "You have already used this promo code.", "ru": "Вы уже использовали этот промокод."},
+    "not_applicable": {"en": "This promo code does not apply to this plan.",
+                       "ru": "Этот промокод не действует для этого тарифа."},
+    "too_many": {"en": "Too many promo code attempts. Please try again in a few minutes.",
+                 "ru": "Слишком много попыток ввести промокод. Попробуйте через несколько минут."},
+}
+
 # Every alert ends with a link to the order in the admin console ({link}).
 ADMIN_TEXTS = {
     "refunded": "⚠️ Refunded order {order_id}: {reason}\nUser {user_id} {username}, {bundle}, {stars} ⭐\n{link}",
@@ -129,6 +144,12 @@ def t(key: str, lang: str | None, **values: Any) -> str:
     variants = TEXTS[key]
     text = variants.get(lang or "en") or variants["en"]
     return text.format(**{k: escape(str(v)) for k, v in values.items()})
+
+
+def promo_text(key: str, lang: str | None, **values: Any) -> str:
+    """A promo code message in plain text (the Mini App writes it with textContent)."""
+    variants = PROMO_TEXTS[key]
+    return (variants.get(lang or "en") or variants["en"]).format(**values)
 
 
 def admin_text(key: str, **values: Any) -> str:

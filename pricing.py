@@ -51,5 +51,10 @@ def sale_price(cost: Decimal, country_code: str | None, settings: PriceSettings)
     country_pct = settings.country_markup_percent.get((country_code or "").upper(), Decimal(0))
     usd = cost * settings.markup * (1 + country_pct / 100) * settings.stars_markup
     usd = usd.quantize(CENT, rounding=ROUND_HALF_UP)
+    return Price(usd=usd, stars=stars_for(usd, settings))
+
+
+def stars_for(usd: Decimal, settings: PriceSettings) -> int:
+    """The Stars that bring in `usd` after Telegram's fee (never below 1): a sale price, or one after a discount."""
     stars = (usd / (1 - settings.stars_fee) / settings.stars_usd_rate).to_integral_value(rounding=ROUND_CEILING)
-    return Price(usd=usd, stars=max(1, int(stars)))
+    return max(1, int(stars))

@@ -14,6 +14,7 @@ import copy
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from telebot import types
@@ -21,12 +22,16 @@ from telebot import types
 import events
 import metrics
 import orders
+import promo as promo_rules
 from auth import Buyer
 from botapi import BotApi, TelegramError
 from catalogue import Catalogue, Plan
 from config import Settings
 from events import Outbox
-from messages import language_of, plan_title
+from messages import language_of, plan_title, promo_text
+from pricing import Price
+from promo import Promo
+from shop_settings import ShopSettings, text
 from storage import OrderStore
 
 log = logging.getLogger(__name__)
@@ -38,9 +43,10 @@ INVOICE_DESCRIPTION_MAX = 255
 class PurchaseError(Exception):
     """A buyer's purchase request cannot go ahead; `status`, `code` and `message` make the API answer."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
+        self.extra = extra  # more fields of the answer (a promo code's `reason`)
 
 
 def is_expired(order: dict[str, Any], now: datetime | None = None) -> bool:
@@ -51,8 +57,23 @@ def is_expired(order: dict[str, Any], now: datetime | None = None) -> bool:
 # ---- invoice ---------------------------------------------------------------------------------------
 
 
-def new_order(buyer: Buyer, plan: Plan, expiry_minutes: float, top_up_of: str | None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Quote:
+    """What a buyer is asked to pay for a plan now: the sale price, and the price after a promo code if any."""
+
+    plan: Plan
+    price: Price
+    promo: Promo | None = None
+    discount: Decimal = promo_rules.ZERO
+
+    def answer(self) -> dict[str, Any]:
+        return {"stars": self.price.stars, "price_usd": self.price.usd, "discount_usd": self.discount,
+                "full_stars": self.plan.price.stars, "full_price_usd": self.plan.price.usd}
+
+
+def new_order(buyer: Buyer, quote: Quote, expiry_minutes: float, top_up_of: str | None) -> dict[str, Any]:
     """An order awaiting payment, with the price frozen at the moment of the quote."""
+    plan = quote.plan
     bundle = plan.bundle
     order = orders.new(
         buyer.id,
@@ -65,9 +86,9 @@ def new_order(buyer: Buyer, plan: Plan, expiry_minutes: float, top_up_of: str | 
         data_mb=bundle.data_mb,
         duration_days=bundle.duration_days,
         unlimited=bundle.unlimited,
-        price=plan.price.usd,
+        price=quote.price.usd,
         cost=bundle.cost,  # catalogue cost at quote time; replaced by eSIM Go's actual total on purchase
-        stars=plan.price.stars,
+        stars=quote.price.stars,
         customer={"first_name": buyer.first_name, "username": buyer.username, "language_code": buyer.language_code},
         language=buyer.language,
     )
@@ -75,6 +96,9 @@ def new_order(buyer: Buyer, plan: Plan, expiry_minutes: float, top_up_of: str | 
     order["expires_at"] = (created + timedelta(minutes=expiry_minutes)).isoformat(timespec="seconds")
     if top_up_of:
         order["top_up_of"] = top_up_of
+    if quote.promo:
+        order.update(promo_code=quote.promo.code, promo_id=quote.promo.id, discount_usd=quote.discount,
+                     full_price=plan.price.usd, full_stars=plan.price.stars)
     return order
 
 
@@ -99,13 +123,16 @@ def _check_invoice_rate(mine: list[dict[str, Any]], buyer: Buyer, per_minute: in
                             "Too many checkouts in a minute. Please wait a moment and try again.")
 
 
-def create_invoice(*, store: OrderStore, catalogue: Catalogue, telegram: BotApi, esimgo: Any, buyer: Buyer,
-                   body: Any, settings: Settings) -> dict[str, Any]:
-    """Price the bundle, store the order, create the Stars invoice link; returns the API answer."""
+def language_for(buyer: Buyer, body: Any) -> str:
+    """The Mini App's language (`lang` in the body) if it says one of ours, else the buyer's Telegram language."""
+    lang = body.get("lang") if isinstance(body, dict) else None
+    return lang if lang in ("en", "ru") else buyer.language
+
+
+def _plan(catalogue: Catalogue, body: Any) -> Plan:
+    """The plan a request names (`bundle_name`), at the prices in force; or a PurchaseError."""
     if not isinstance(body, dict):
         raise PurchaseError(400, "invalid_body", "Send a JSON object with bundle_name.")
-    per_minute = settings.invoices_per_minute
-    _check_invoice_rate(store.orders_for_user(buyer.id), buyer, per_minute)  # before anything costs a call
     name = body.get("bundle_name")
     if not isinstance(name, str) or not name.strip():
         raise PurchaseError(400, "invalid_bundle", "bundle_name is required.")
@@ -114,6 +141,70 @@ def create_invoice(*, store: OrderStore, catalogue: Catalogue, telegram: BotApi,
         if catalogue.index is None:
             raise PurchaseError(503, "catalogue_loading", "Plans are loading. Please try again in a moment.")
         raise PurchaseError(404, "unknown_bundle", "This plan is not available. Please pick another one.")
+    return plan
+
+
+def promo_code_in(body: Any, field: str = "promo_code") -> str | None:
+    """The promo code a request carries (None when it has none), or a PurchaseError when it is not text."""
+    code = body.get(field) if isinstance(body, dict) else None
+    if code is None or code == "":
+        return None
+    if not isinstance(code, str) or len(code) > 4 * promo_rules.CODE_MAX:
+        raise PurchaseError(400, "invalid_promo_code", "The promo code must be text of at most 32 characters.")
+    return code
+
+
+def quote(catalogue: Catalogue, shop: ShopSettings, store: Any, buyer: Buyer, plan: Plan, code: str | None,
+          lang: str, with_code: list[dict[str, Any]] | None = None) -> Quote:
+    """The price this buyer pays for `plan` with `code`; a PurchaseError 422 when the code gives nothing.
+    `with_code`: the orders sold with the code, as read under the orders lock (else read now)."""
+    if code is None:
+        return Quote(plan, plan.price)
+    promo = promo_rules.find(shop, code)
+    if with_code is None:
+        with_code = store.orders_with_promo(promo.id) if promo else []
+    reason = promo_rules.refusal(promo, plan.kind, plan.area, buyer.id, with_code)
+    if reason or promo is None:
+        raise PurchaseError(422, f"promo_{reason}", promo_text(str(reason), lang), reason=reason)
+    index = catalogue.index
+    price, off = promo_rules.price_with(promo, plan.price, index.prices if index else shop.prices())
+    return Quote(plan, price, promo, off)
+
+
+def check_promo(*, store: OrderStore, catalogue: Catalogue, shop: ShopSettings, buyer: Buyer,
+                body: Any) -> dict[str, Any]:
+    """POST /api/promo/check: what a code does to a plan's price, for the checkout's preview (nothing is held)."""
+    plan = _plan(catalogue, body)
+    code = promo_code_in(body, "code")
+    if code is None:
+        raise PurchaseError(400, "invalid_promo_code", "Send the promo code as code.")
+    lang = language_for(buyer, body)
+    try:
+        found = quote(catalogue, shop, store, buyer, plan, code, lang)
+    except PurchaseError as exc:
+        if "reason" not in exc.extra:
+            raise
+        return {"valid": False, "reason": exc.extra["reason"], **Quote(plan, plan.price).answer(),
+                "message": exc.message}
+    assert found.promo is not None
+    off = (f"{text(found.promo.percent_off)}%" if found.promo.percent_off is not None
+           else f"{found.discount} $" if lang == "ru" else f"${found.discount}")
+    return {"valid": True, "code": found.promo.code, **found.answer(),
+            "message": promo_text("valid", lang, code=found.promo.code, off=off)}
+
+
+def create_invoice(*, store: OrderStore, catalogue: Catalogue, telegram: BotApi, esimgo: Any, buyer: Buyer,
+                   body: Any, settings: Settings, shop: ShopSettings) -> dict[str, Any]:
+    """Price the bundle (with the buyer's promo code, if any), store the order, create the Stars invoice link;
+    returns the API answer."""
+    if not isinstance(body, dict):
+        raise PurchaseError(400, "invalid_body", "Send a JSON object with bundle_name.")
+    per_minute = settings.invoices_per_minute
+    _check_invoice_rate(store.orders_for_user(buyer.id), buyer, per_minute)  # before anything costs a call
+    plan = _plan(catalogue, body)
+    code = promo_code_in(body)
+    lang = language_for(buyer, body)
+    offer = quote(catalogue, shop, store, buyer, plan, code, lang)  # a quick refusal before anything else
     top_up_of = None
     if body.get("iccid") not in (None, ""):
         top_up_of = _top_up_esim(store, buyer, body["iccid"])
@@ -121,10 +212,18 @@ def create_invoice(*, store: OrderStore, catalogue: Catalogue, telegram: BotApi,
             raise PurchaseError(422, "incompatible_top_up",
                                 "This plan cannot be added to that eSIM. Please pick another plan.")
 
-    order = new_order(buyer, plan, settings.order_expiry_minutes, top_up_of)
     # The order exists before the invoice does, so no payment can ever arrive for an order we lack.
     with store.transaction() as tx:
         _check_invoice_rate(tx.orders_for_user(buyer.id), buyer, per_minute)  # again under the lock: exact
+        if offer.promo is not None:
+            # The code's uses, counted under the lock: of two buyers racing for its last use, one gets it.
+            with_code = tx.orders_with_promo(offer.promo.id)
+            now = datetime.now(UTC)
+            for earlier in with_code:  # one held use per buyer and code: this checkout replaces an unpaid one
+                if orders.belongs_to(earlier, buyer.id) and promo_rules.holds_use(earlier, now) == "held":
+                    orders.move(earlier, orders.EXPIRED, last_error="replaced by a newer checkout with its promo code")
+            offer = quote(catalogue, shop, store, buyer, plan, code, lang, with_code)
+        order = new_order(buyer, offer, settings.order_expiry_minutes, top_up_of)
         tx.add(order)
 
     title = plan_title(order, buyer.language)[:INVOICE_TITLE_MAX]
@@ -139,8 +238,10 @@ def create_invoice(*, store: OrderStore, catalogue: Catalogue, telegram: BotApi,
         raise PurchaseError(502, "invoice_failed", "We could not create the invoice. Please try again.") from None
     store.update(order["id"], lambda o: o.update(invoice_link=link))
     metrics.INVOICES.inc()
-    log.info("invoice for order %s: %s, %s stars, user %s", order["id"], plan.name, order["stars"], buyer.id)
-    return {"invoice_link": link, "order_id": order["id"], "stars": order["stars"], "price_usd": order["price"]}
+    log.info("invoice for order %s: %s, %s stars%s, user %s", order["id"], plan.name, order["stars"],
+             f" with promo code {offer.promo.code} (-{offer.discount} USD)" if offer.promo else "", buyer.id)
+    return {"invoice_link": link, "order_id": order["id"], "stars": order["stars"], "price_usd": order["price"],
+            "discount_usd": offer.discount}
 
 
 # ---- pre-checkout ----------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ are authenticated: a buyer sees only their own orders; operators seed orders wit
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, jsonify, request
 
@@ -27,7 +28,8 @@ from orders import (
     now_iso,
 )
 from orders import new as new_order
-from purchase import PurchaseError, create_invoice
+from purchase import PurchaseError, check_promo, create_invoice, language_for
+from messages import promo_text
 from qr import ios_install_url, lpa_for, qr_png, qr_signature_valid, signed_qr_path
 
 bp = Blueprint("shop_api", __name__, url_prefix="/api")
@@ -86,15 +88,49 @@ def one_bundle(name: str) -> Response | tuple[Response, int]:
     return jsonify(bundle=plan.public(), area=index.summary(plan.kind, plan.area))
 
 
+def _refused(exc: PurchaseError) -> tuple[Response, int]:
+    return jsonify(error=exc.code, message=exc.message, **exc.extra), exc.status
+
+
+def _promo_tries_left(body: Any) -> tuple[Response, int] | None:
+    """A 429 when this buyer has tried too many promo codes lately (guessing them one by one), else None."""
+    if not isinstance(body, dict) or body.get("promo_code", body.get("code")) in (None, ""):
+        return None
+    buyer = current_buyer()
+    if extensions.get("promo_throttle").attempt(str(buyer.id)):
+        current_app.logger.warning("promo code refused for user %s: too many tries", buyer.id)
+        return api_error(429, "too_many_promo_tries", promo_text("too_many", language_for(buyer, body)))
+    return None
+
+
+@bp.post("/promo/check")
+@buyer_required
+def promo_check() -> Response | tuple[Response, int]:
+    body = request.get_json(silent=True)
+    throttled = _promo_tries_left(body)
+    if throttled:
+        return throttled
+    try:
+        answer = check_promo(store=extensions.store(), catalogue=extensions.catalogue(), shop=extensions.shop(),
+                             buyer=current_buyer(), body=body)
+    except PurchaseError as exc:
+        return _refused(exc)
+    return jsonify(answer)
+
+
 @bp.post("/telegram/stars/create-invoice")
 @buyer_required
 def stars_invoice() -> Response | tuple[Response, int]:
+    body = request.get_json(silent=True)
+    throttled = _promo_tries_left(body)
+    if throttled:
+        return throttled
     try:
         answer = create_invoice(store=extensions.store(), catalogue=extensions.catalogue(),
                                 telegram=extensions.get("bot"), esimgo=extensions.esimgo(), buyer=current_buyer(),
-                                body=request.get_json(silent=True), settings=extensions.settings())
+                                body=body, settings=extensions.settings(), shop=extensions.shop())
     except PurchaseError as exc:
-        return api_error(exc.status, exc.code, exc.message)
+        return _refused(exc)
     except EsimGoError as exc:  # the top-up compatibility check could not reach eSIM Go
         current_app.logger.warning("create-invoice: eSIM Go unavailable: %s", exc)
         return api_error(503, "provider_unavailable", "We could not check this plan right now. Please try again.")

@@ -155,6 +155,7 @@ class _State:
     by_charge: dict[str, str] = field(default_factory=dict)
     by_reference: dict[str, str] = field(default_factory=dict)
     by_iccid: dict[str, str] = field(default_factory=dict)
+    by_promo: dict[str, set[str]] = field(default_factory=dict)  # promo code id -> keys of the orders sold with it
     open: set[str] = field(default_factory=set)  # keys of orders with a step left
 
     def put(self, user: str, key: str, order: dict[str, Any], raw: bytes) -> None:
@@ -170,6 +171,8 @@ class _State:
             # older order again does not take it back.
             if value and (new or str(value) not in index):
                 index[str(value)] = key
+        if order.get("promo_id"):  # set when the order is made, never changed
+            self.by_promo.setdefault(str(order["promo_id"]), set()).add(key)
         if is_settled(order):
             self.open.discard(key)
         else:
@@ -186,6 +189,8 @@ class _State:
         if self.raw.pop(key, None) is not None:
             self.users[self.user_of.pop(key)].remove(key)
             self.open.discard(key)
+            for keys in self.by_promo.values():
+                keys.discard(key)
 
     def add_user(self, user: str) -> None:
         self.users.setdefault(user, [])
@@ -247,6 +252,10 @@ class Transaction:
     def open_orders(self) -> list[dict[str, Any]]:
         """Orders with a step left (awaiting payment, paid, provisioning, failed, undelivered)."""
         return [self._take(k) for k in sorted(self._state.open)]  # type: ignore[misc]
+
+    def orders_with_promo(self, promo_id: Any) -> list[dict[str, Any]]:
+        """The orders sold with this promo code (its `promo_id`): what its uses are counted from, under the lock."""
+        return [self._take(k) for k in sorted(self._state.by_promo.get(str(promo_id), ()))]  # type: ignore[misc]
 
     def add(self, order: dict[str, Any]) -> dict[str, Any]:
         """Append a new order to its buyer's list (`telegram_user_id`); its `id` must be new."""
@@ -351,6 +360,13 @@ class OrderStore:
         with self._mem:
             state = self._fresh()
             lines = [state.raw[k] for k in sorted(state.open)]
+        return [decode_order(raw) for raw in lines]
+
+    def orders_with_promo(self, promo_id: Any) -> list[dict[str, Any]]:
+        """Copies of the orders sold with this promo code (its `promo_id`)."""
+        with self._mem:
+            state = self._fresh()
+            lines = [state.raw[k] for k in sorted(state.by_promo.get(str(promo_id), ()))]
         return [decode_order(raw) for raw in lines]
 
     def containing(self, text: str) -> list[dict[str, Any]]:
