@@ -32,8 +32,8 @@ PER_PAGE = 50
 MAX_PER_PAGE = 200
 MAX_DAYS = 366
 CSV_FIELDS = ("id", "created_at", "telegram_user_id", "telegram_username", "country_code", "country_name",
-              "bundle_name", "status", "stars", "price", "cost", "margin", "paid_at", "delivered_at", "refunded_at",
-              "iccid", "orderReference", "telegram_payment_charge_id")
+              "bundle_name", "status", "stars", "price", "promo_code", "discount_usd", "cost", "margin", "paid_at",
+              "delivered_at", "refunded_at", "iccid", "orderReference", "telegram_payment_charge_id")
 # A spreadsheet runs a cell that starts with one of these as a formula (CSV injection).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 

@@ -17,6 +17,7 @@ from catalogue import CatalogueIndex, Plan
 from errors import api_error
 from pricing import PriceSettings, sale_price
 from shop_settings import SettingsInvalid, text
+from storage import StorageError
 
 log = logging.getLogger("admin")
 
@@ -34,6 +35,12 @@ def _who() -> str:
 def _invalid(exc: SettingsInvalid) -> Any:
     error = "invalid_promocode" if request.path.startswith("/api/admin/promocodes") else "invalid_settings"
     return jsonify(error=error, message=exc.message, fields=exc.fields), 400
+
+
+@bp.errorhandler(StorageError)
+def _unreadable(exc: StorageError) -> Any:
+    log.error("shop settings: %s", exc)
+    return api_error(503, "settings_unavailable", f"The settings could not be saved: {exc}")
 
 
 @bp.errorhandler(promo.PromoNotFound)

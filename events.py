@@ -93,6 +93,8 @@ def body_for(order: dict[str, Any], event: str, event_id: str, now: datetime) ->
     }
     if event == ORDER_COMPLETED:
         body["iccid"] = order.get("iccid")
+    if order.get("promo_code"):  # sold with a discount: price_usd is what was charged
+        body.update(promo_code=order["promo_code"], discount_usd=str(order.get("discount_usd") or "0.00"))
     return body
 
 
