@@ -103,6 +103,7 @@ def _refused(exc: OwnerActionError) -> Any:
 @bp.get("/admin/orders.html")
 def console() -> str:
     return render_template("admin.html", script_url=static_url("admin/admin.js"),
+                           settings_script_url=static_url("admin/settings.js"),
                            style_url=static_url("admin/admin.css"))
 
 

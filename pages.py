@@ -17,6 +17,7 @@ from typing import Any
 from flask import Blueprint, Response, redirect, render_template, request, url_for
 
 import extensions
+import richtext
 from assets import inline_css, static_url, translations
 
 bp = Blueprint("pages", __name__)
@@ -56,14 +57,36 @@ def translate(key: str, lang: str | None = None) -> str:
 
 
 def _support() -> dict[str, Any]:
-    """The support contact from config: a Telegram @handle becomes a t.me link, anything else is text."""
-    contact = extensions.settings().support_contact.strip()
+    """The support contact in force (the owner's, else config): a Telegram @handle becomes a t.me link, an https
+    or mailto URL a link, anything else is text."""
+    contact = extensions.shop().support_contact().strip()
     match = _TELEGRAM_HANDLE.fullmatch(contact)
     if match:
         return {"label": "@" + match.group(1), "url": f"https://t.me/{match.group(1)}", "telegram": True}
     if contact.startswith(("https://", "mailto:")):  # opened as a web or mail link: Telegram's opener takes t.me only
         return {"label": contact.removeprefix("mailto:"), "url": contact, "telegram": contact.startswith("https://t.me/")}
     return {"label": contact, "url": None, "telegram": False}
+
+
+def _help_texts() -> dict[str, Any]:
+    """The help page's FAQ and refund policy, per text: None while neither language has the owner's own (the page
+    keeps its built-in, re-translated markup), else each language's text in force rendered by richtext.py (FAQ
+    entries; the refund policy's paragraphs), shown by the page in the buyer's language."""
+    shop = extensions.shop()
+    texts, custom = shop.texts(), shop.custom_texts()
+    # Every page carries the help page (as the router's template): render the texts again only once they change
+    # (texts() is the same object until then; kept here, so its identity cannot pass to another).
+    kept = _rendered.get("help")
+    if kept and kept[0] is texts and kept[1] == custom:
+        return kept[2]
+    render = {"faq": richtext.faq, "refund_policy": richtext.blocks}
+    made = {name: {lang: draw(texts[name][lang]) for lang in LANGUAGES} if any(custom[name].values()) else None
+            for name, draw in render.items()}
+    _rendered["help"] = (texts, custom, made)
+    return made
+
+
+_rendered: dict[str, tuple[Any, Any, dict[str, Any]]] = {}
 
 
 def _bot_url() -> str | None:
@@ -82,6 +105,7 @@ def _template_helpers() -> dict[str, Any]:
         "inline_css": inline_css,
         "demo": extensions.settings().demo_mode,
         "support": _support(),
+        "help_texts": _help_texts(),
         "bot_url": _bot_url(),
     }
 

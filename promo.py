@@ -107,7 +107,11 @@ def clean(body: Any, existing: Mapping[str, Any] | None, areas: Iterable[str]) -
             errors["amount_off_usd"] = f"Must be an amount in USD more than 0 and at most {AMOUNT_MAX}, in cents."
         else:
             record.update(amount_off_usd=text(amount), percent_off=None)
-    if not record.get("percent_off") and not record.get("amount_off_usd") and "percent_off" not in errors \
+    given = [f for f in ("percent_off", "amount_off_usd") if body.get(f) not in (None, "")]
+    emptied = [f for f in ("percent_off", "amount_off_usd") if f in body and body[f] in (None, "")]
+    if emptied and not given:  # an edit may swap the discount, never leave a code without one
+        errors[emptied[0]] = "A code needs its discount: percent_off or amount_off_usd."
+    elif not record.get("percent_off") and not record.get("amount_off_usd") and "percent_off" not in errors \
             and "amount_off_usd" not in errors:
         errors["percent_off"] = "Give the discount: percent_off or amount_off_usd."
 

@@ -150,7 +150,7 @@ class ShopSettings:
         self.backups = Path(backups) if backups else self.file.path.parent / "backups" / "settings"
         self.env = defaults
         self._last_good: dict[str, Any] = {}
-        self._derived: dict[str, tuple[int, Any]] = {}  # name -> (id of the data it came from, value)
+        self._derived: dict[str, tuple[dict[str, Any], Any]] = {}  # name -> (the data it came from, value)
 
     # -- reads --
 
@@ -166,9 +166,9 @@ class ShopSettings:
     def _derive(self, name: str, make: Callable[[dict[str, Any]], Any]) -> Any:
         data = self.data()
         cached = self._derived.get(name)
-        if cached is None or cached[0] != id(data):
+        if cached is None or cached[0] is not data:
             # The data object stays the same until the file changes, so its identity stamps what came from it.
-            cached = self._derived[name] = (id(data), make(data))
+            cached = self._derived[name] = (data, make(data))
         return cached[1]
 
     def prices(self) -> PriceSettings:

@@ -302,7 +302,8 @@ def test_an_invalid_code_is_refused_field_by_field_and_nothing_is_saved(client, 
     assert client.get("/api/admin/promocodes", headers=ADMIN).get_json()["promocodes"] == []
 
 
-@pytest.mark.parametrize("body", [None, [], "x", 5, {"code": "OTHER"}, {"percent_off": -5}])
+@pytest.mark.parametrize("body", [None, [], "x", 5, {"code": "OTHER"}, {"percent_off": -5}, {"percent_off": None},
+                                  {"percent_off": ""}, {"amount_off_usd": None}, {"max_uses": -1}])
 def test_an_invalid_edit_changes_nothing(client, body):
     create(client, code="KEEP", percent_off=10)
     response = client.put("/api/admin/promocodes/KEEP", json=body, headers=ADMIN)

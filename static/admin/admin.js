@@ -3,7 +3,8 @@
    with Send again (issue 13). templates/admin.html is chrome only; everything shown comes from /api/admin/* after
    login and is written as text (textContent, createElement, SVG through the DOM): order fields are buyer- and
    vendor-controlled, so no API value ever reaches innerHTML. The CSRF token lives in this closure only; the
-   session cookie is HttpOnly. */
+   session cookie is HttpOnly. The shop's settings views (prices, promo codes, help texts: static/admin/settings.js)
+   are added through the small interface at the end, window.esimsAdmin. */
 (function () {
   "use strict";
 
@@ -46,6 +47,8 @@
     detail: null,
     seq: { orders: 0, users: 0, attention: 0, stats: 0, detail: 0, events: 0 },
   };
+  // Views another file adds (addView): name -> { show(), refresh(), signedOut() }.
+  const addedViews = {};
 
   function emptyFilters() {
     return { q: "", statuses: [], from: "", to: "", country: "", user: "", attention: false };
@@ -178,10 +181,12 @@
   // ---- API -----------------------------------------------------------------------------------------------
 
   class ApiError extends Error {
-    constructor(status, code, message) {
+    // fields: a refused form's reasons by field ({"markup": "Must be at least 1…"}), when the server gave them.
+    constructor(status, code, message, fields) {
       super(message);
       this.status = status;
       this.code = code;
+      this.fields = fields || null;
     }
   }
 
@@ -207,7 +212,8 @@
     }
     if (!response.ok) {
       const message = (data && data.message) || `The server answered ${response.status}. Try again.`;
-      throw new ApiError(response.status, (data && data.error) || `http_${response.status}`, message);
+      throw new ApiError(response.status, (data && data.error) || `http_${response.status}`, message,
+        data && typeof data.fields === "object" ? data.fields : null);
     }
     return data || {};
   }
@@ -341,6 +347,7 @@
     for (const id of ["orders-body", "users-body", "events-body", "attention-list", "periods", "chart", "detail-body"]) {
       $(id).replaceChildren();
     }
+    for (const view of Object.values(addedViews)) view.signedOut();
     showLogin(message);
   }
 
@@ -362,9 +369,8 @@
       if (tab.dataset.view === view) tab.setAttribute("aria-current", "page");
       else tab.removeAttribute("aria-current");
     }
-    show($("view-orders"), view === "orders");
-    show($("view-users"), view === "users");
-    show($("view-events"), view === "events");
+    for (const section of document.querySelectorAll("#console > .view")) show(section, section.id === "view-" + view);
+    if (addedViews[view]) addedViews[view].show();
     if (view === "users") loadUsers();
     if (view === "events") loadEvents();
     else showOutcome($("events-outcome"), null);
@@ -376,6 +382,7 @@
     loadAttention();
     loadEvents();  // also its tab and badge, whichever view is shown
     if (state.view === "users") loadUsers(); else if (state.view === "orders") loadOrders();
+    else if (addedViews[state.view]) addedViews[state.view].refresh();
     if (state.detailId) loadDetail(state.detailId);
   }
 
@@ -1027,6 +1034,20 @@
     dialog.addEventListener("click", (event) => { if (event.target === dialog) closeDetail(); });  // the backdrop
     window.addEventListener("hashchange", syncDetail);
   }
+
+  /* What static/admin/settings.js may use: the DOM and formatting helpers, the API (the session's CSRF token on
+     every write; a 401 signs the console out), the error notice, outcome line and confirm step, and addView(name,
+     { show, refresh, signedOut }) for a view whose tab is .tab[data-view=name] and section #view-<name>: show
+     when its tab is chosen, refresh on ↻, signedOut to forget what it shows. */
+  function addView(name, hooks) {
+    addedViews[name] = hooks;
+    if (state.signedIn && state.view === name) hooks.show();
+  }
+
+  window.esimsAdmin = Object.freeze({
+    $, el, api, failed, showOutcome, confirmStep, count, stars, usd, when, text,
+    signedIn: () => state.signedIn, addView,
+  });
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", boot);
   else boot();

@@ -40,9 +40,13 @@
     return ES.t(chosen, Object.assign({ n: ES.number(n) }, vars));
   };
 
-  /** Re-translate what the server wrote (templates/_i18n.html marks it with its key). */
+  /**
+   * Re-translate what the server wrote (templates/_i18n.html marks it with its key), and show only the current
+   * language's copy of what the server wrote in each language ([data-lang-only]: the owner's help texts).
+   */
   ES.applyI18n = function (root) {
     for (const node of ES.$$("[data-i18n]", root)) node.textContent = ES.t(node.dataset.i18n);
+    for (const node of ES.$$("[data-lang-only]", root)) node.hidden = node.dataset.langOnly !== ES.lang;
     for (const node of ES.$$("[data-i18n-placeholder]", root)) node.placeholder = ES.t(node.dataset.i18nPlaceholder);
     for (const node of ES.$$("[data-i18n-aria]", root)) node.setAttribute("aria-label", ES.t(node.dataset.i18nAria));
     document.documentElement.lang = ES.lang;
