@@ -137,7 +137,7 @@ def _areas() -> set[str]:
 
 
 def _listed(record: dict[str, Any]) -> dict[str, Any]:
-    return promo.tally(record, extensions.store().orders_with_promo(record["id"]))
+    return promo.tally(record, extensions.store().sold_with_promo(record["id"]))
 
 
 @bp.get("/promocodes")

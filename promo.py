@@ -241,7 +241,8 @@ def holds_use(order: Mapping[str, Any], now: datetime) -> str | None:
 def refusal(promo: Promo | None, kind: str, area: str, buyer_id: int, with_code: list[dict[str, Any]],
             now: datetime | None = None) -> str | None:
     """Why this buyer cannot have this code on this plan now (None: they can). `with_code` are the orders sold
-    with it; a buyer's own unpaid checkout with it does not count (a new checkout replaces it)."""
+    with it (their storage.PROMO_FIELDS are enough); a buyer's own unpaid checkout with it does not count (a new
+    checkout replaces it)."""
     now = now or datetime.now(UTC)
     if promo is None or not promo.active:
         return UNKNOWN
@@ -265,8 +266,9 @@ def tally(record: Mapping[str, Any], with_code: list[dict[str, Any]], now: datet
     """A code as the admin list shows it: the stored fields, its state, uses, held checkouts, revenue."""
     now = now or datetime.now(UTC)
     promo = Promo.from_record(record)
-    used = [o for o in with_code if holds_use(o, now) == "used"]
-    held = sum(1 for o in with_code if holds_use(o, now) == "held")
+    uses = [(o, holds_use(o, now)) for o in with_code]
+    used = [o for o, use in uses if use == "used"]
+    held = sum(1 for _, use in uses if use == "held")
     state = "active"
     if not promo.active:
         state = "paused"

@@ -162,7 +162,7 @@ def quote(catalogue: Catalogue, shop: ShopSettings, store: Any, buyer: Buyer, pl
         return Quote(plan, plan.price)
     promo = promo_rules.find(shop, code)
     if with_code is None:
-        with_code = store.orders_with_promo(promo.id) if promo else []
+        with_code = store.sold_with_promo(promo.id) if promo else []
     reason = promo_rules.refusal(promo, plan.kind, plan.area, buyer.id, with_code)
     if reason or promo is None:
         raise PurchaseError(422, f"promo_{reason}", promo_text(str(reason), lang), reason=reason)
@@ -217,11 +217,12 @@ def create_invoice(*, store: OrderStore, catalogue: Catalogue, telegram: BotApi,
         _check_invoice_rate(tx.orders_for_user(buyer.id), buyer, per_minute)  # again under the lock: exact
         if offer.promo is not None:
             # The code's uses, counted under the lock: of two buyers racing for its last use, one gets it.
-            with_code = tx.orders_with_promo(offer.promo.id)
+            with_code = tx.sold_with_promo(offer.promo.id)
             now = datetime.now(UTC)
             for earlier in with_code:  # one held use per buyer and code: this checkout replaces an unpaid one
                 if orders.belongs_to(earlier, buyer.id) and promo_rules.holds_use(earlier, now) == "held":
-                    orders.move(earlier, orders.EXPIRED, last_error="replaced by a newer checkout with its promo code")
+                    orders.move(tx.get(earlier["id"]), orders.EXPIRED,
+                                last_error="replaced by a newer checkout with its promo code")
             offer = quote(catalogue, shop, store, buyer, plan, code, lang, with_code)
         order = new_order(buyer, offer, settings.order_expiry_minutes, top_up_of)
         tx.add(order)

@@ -16,6 +16,7 @@ import usage
 from auth import buyer_required, current_buyer, service_required
 from errors import api_error
 from esimgo import EsimGoError
+from messages import promo_text
 from orders import (
     AWAITING_PAYMENT,
     COMPLETED,
@@ -29,7 +30,6 @@ from orders import (
 )
 from orders import new as new_order
 from purchase import PurchaseError, check_promo, create_invoice, language_for
-from messages import promo_text
 from qr import ios_install_url, lpa_for, qr_png, qr_signature_valid, signed_qr_path
 
 bp = Blueprint("shop_api", __name__, url_prefix="/api")

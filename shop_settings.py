@@ -80,7 +80,8 @@ _PRICE_RULES: dict[str, tuple[Decimal, bool, Decimal, bool, str]] = {
     "stars_markup": (Decimal(1), True, Decimal(10), True, "Must be from 1 to 10 (1.05 = 5 % more for Stars)."),
     "stars_fee": (Decimal(0), True, Decimal(1), False,
                   "Must be 0 or more and below 1: Telegram's share of a Stars payment, e.g. 0.25."),
-    "stars_usd_rate": (Decimal(0), False, Decimal(1), True, "Must be more than 0 and at most 1: USD per Star, e.g. 0.013."),
+    "stars_usd_rate": (Decimal(0), False, Decimal(1), True,
+                       "Must be more than 0 and at most 1: USD per Star, e.g. 0.013."),
 }
 
 

@@ -50,6 +50,9 @@ SEGMENT_GRACE_SECONDS = 60.0  # a covered segment lingers this long so a slow pr
 COMPACT_MIN_SECONDS = 0.75  # orders.json is rewritten at most this often while changes keep arriving
 LAG_ALARM_SECONDS = 15.0  # /healthz turns 503 when orders.json has lagged behind the journal this long
 POLL_SECONDS = 0.25  # how often the background thread looks at other processes' changes
+# What a promo code's uses, holds and revenue are counted from (promo.py), kept per order sold with a code.
+PROMO_FIELDS = ("id", "telegram_user_id", "status", "expires_at", "price", "stars", "paid_stars",
+                "discount_usd")
 _USER_LINE = re.compile(rb'^("(?:[^"\\]|\\.)*"): \[$')
 
 
@@ -155,7 +158,8 @@ class _State:
     by_charge: dict[str, str] = field(default_factory=dict)
     by_reference: dict[str, str] = field(default_factory=dict)
     by_iccid: dict[str, str] = field(default_factory=dict)
-    by_promo: dict[str, set[str]] = field(default_factory=dict)  # promo code id -> keys of the orders sold with it
+    # promo code id -> key -> what its uses are counted from (PROMO_FIELDS) of each order sold with it
+    by_promo: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     open: set[str] = field(default_factory=set)  # keys of orders with a step left
 
     def put(self, user: str, key: str, order: dict[str, Any], raw: bytes) -> None:
@@ -172,7 +176,7 @@ class _State:
             if value and (new or str(value) not in index):
                 index[str(value)] = key
         if order.get("promo_id"):  # set when the order is made, never changed
-            self.by_promo.setdefault(str(order["promo_id"]), set()).add(key)
+            self.by_promo.setdefault(str(order["promo_id"]), {})[key] = {f: order.get(f) for f in PROMO_FIELDS}
         if is_settled(order):
             self.open.discard(key)
         else:
@@ -189,8 +193,8 @@ class _State:
         if self.raw.pop(key, None) is not None:
             self.users[self.user_of.pop(key)].remove(key)
             self.open.discard(key)
-            for keys in self.by_promo.values():
-                keys.discard(key)
+            for sold in self.by_promo.values():
+                sold.pop(key, None)
 
     def add_user(self, user: str) -> None:
         self.users.setdefault(user, [])
@@ -253,9 +257,10 @@ class Transaction:
         """Orders with a step left (awaiting payment, paid, provisioning, failed, undelivered)."""
         return [self._take(k) for k in sorted(self._state.open)]  # type: ignore[misc]
 
-    def orders_with_promo(self, promo_id: Any) -> list[dict[str, Any]]:
-        """The orders sold with this promo code (its `promo_id`): what its uses are counted from, under the lock."""
-        return [self._take(k) for k in sorted(self._state.by_promo.get(str(promo_id), ()))]  # type: ignore[misc]
+    def sold_with_promo(self, promo_id: Any) -> list[dict[str, Any]]:
+        """The orders sold with this promo code (its `promo_id`), as of the lock, each as its PROMO_FIELDS only
+        (read-only; `get()` an order to change it): its uses are counted from these without reading whole orders."""
+        return list(self._state.by_promo.get(str(promo_id), {}).values())
 
     def add(self, order: dict[str, Any]) -> dict[str, Any]:
         """Append a new order to its buyer's list (`telegram_user_id`); its `id` must be new."""
@@ -362,12 +367,10 @@ class OrderStore:
             lines = [state.raw[k] for k in sorted(state.open)]
         return [decode_order(raw) for raw in lines]
 
-    def orders_with_promo(self, promo_id: Any) -> list[dict[str, Any]]:
-        """Copies of the orders sold with this promo code (its `promo_id`)."""
+    def sold_with_promo(self, promo_id: Any) -> list[dict[str, Any]]:
+        """The orders sold with this promo code (its `promo_id`), each as its PROMO_FIELDS only (read-only)."""
         with self._mem:
-            state = self._fresh()
-            lines = [state.raw[k] for k in sorted(state.by_promo.get(str(promo_id), ()))]
-        return [decode_order(raw) for raw in lines]
+            return list(self._fresh().by_promo.get(str(promo_id), {}).values())
 
     def containing(self, text: str) -> list[dict[str, Any]]:
         """Copies of the orders whose stored JSON contains `text` (a byte search: ~10 ms over 50,000 orders)."""

@@ -31,7 +31,6 @@ import random
 import re
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -49,7 +48,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "bench")]
 
-from report import chosen_sizes, markdown_table  # noqa: E402
+from report import chosen_sizes, markdown_table, ms  # noqa: E402
 from sandboxes.esimgo import EsimGoSandbox  # noqa: E402
 from sandboxes.telegram import TelegramSandbox  # noqa: E402
 from storage import OrderStore  # noqa: E402
@@ -430,14 +429,6 @@ def measure(label: str, runs: int, esimgo: EsimGoSandbox, telegram: TelegramSand
 
 
 # ---- the table ------------------------------------------------------------------------------------
-
-
-def ms(values: list[float], q: float = 0.5) -> str:
-    if not values:
-        return "-"
-    ordered = sorted(values)
-    value = statistics.median(ordered) if q == 0.5 else ordered[min(len(ordered) - 1, int(len(ordered) * q))]
-    return f"{value * 1000:,.0f} ms" if value < 10 else f"{value:,.1f} s"
 
 
 def table(results: list[Result], probes_names: list[str]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -20,3 +21,17 @@ def chosen_sizes(parser: Any, text: str, sizes: dict[str, Any]) -> list[str]:
     if unknown:
         parser.error(f"unknown sizes: {', '.join(unknown)}")
     return labels
+
+
+def ms(values: Sequence[float], q: float = 0.5) -> str:
+    """A cell for durations in seconds: their median (or the `q` quantile, e.g. 0.95), in ms below 10 s."""
+    if not values:
+        return "-"
+    ordered = sorted(values)
+    value = statistics.median(ordered) if q == 0.5 else ordered[min(len(ordered) - 1, int(len(ordered) * q))]
+    return f"{value * 1000:,.0f} ms" if value < 10 else f"{value:,.1f} s"
+
+
+def median_p95(values: Sequence[float]) -> str:
+    """A cell "median / p95" for durations in seconds ("-" when nothing was measured)."""
+    return f"{ms(values)} / {ms(values, 0.95)}" if values else "-"

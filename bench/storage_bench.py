@@ -22,7 +22,6 @@ import os
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -40,7 +39,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "bench")]
 import updates  # noqa: E402
 from auth import sign_init_data  # noqa: E402
 from history import FIRST_USER, make_history, write_earlier_layout  # noqa: E402
-from report import chosen_sizes, markdown_table  # noqa: E402
+from report import chosen_sizes, markdown_table, ms  # noqa: E402
 from sandboxes.esimgo import EsimGoSandbox  # noqa: E402
 from sandboxes.telegram import TelegramSandbox  # noqa: E402
 
@@ -270,14 +269,6 @@ def file_current_after(shop: Shop, data_dir: Path, photos: list) -> float | None
             return time.time() - last
         time.sleep(0.02)
     return float("inf")
-
-
-def ms(values: list[float], q: float = 0.5) -> str:
-    if not values:
-        return "-"
-    ordered = sorted(values)
-    value = statistics.median(ordered) if q == 0.5 else ordered[min(len(ordered) - 1, int(len(ordered) * q))]
-    return f"{value * 1000:,.0f} ms" if value < 10 else f"{value:,.1f} s"
 
 
 def table(results: list[Result]) -> str:

@@ -9,11 +9,11 @@ from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 import pytest
+from test_purchase import BUNDLE, BUYER, answer_of, config, invoice, pay, post, wait_status  # noqa: F401
 
 import updates
 from conftest import ADMIN_TOKEN
 from extensions import store
-from test_purchase import BUNDLE, BUYER, answer_of, config, invoice, pay, post, wait_status  # noqa: F401
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 

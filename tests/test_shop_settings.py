@@ -13,11 +13,11 @@ from decimal import Decimal
 
 import pytest
 import requests
+from test_purchase import BUNDLE, BUYER, answer_of, invoice, post
 
 import updates
 from conftest import ADMIN_TOKEN, ROOT
 from extensions import shop
-from test_purchase import BUNDLE, BUYER, HOOK, answer_of, invoice, post
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
@@ -72,7 +72,8 @@ def test_a_changed_thailand_markup_prices_new_invoices_and_the_catalogue_at_once
     # The invoice made before keeps its 314 Stars: pre-checkout accepts it as it was offered.
     post(client, updates.pre_checkout(BUYER, waiting["order_id"], 314))
     assert answer_of(telegram) == (True, None)
-    assert client.get("/api/esimgo/bundles?country=US").get_json()["bundles"] == us_before  # other countries keep theirs
+    # other countries keep theirs
+    assert client.get("/api/esimgo/bundles?country=US").get_json()["bundles"] == us_before
     admin_countries = client.get("/api/admin/countries", headers=ADMIN).get_json()["countries"]
     assert [c["markup_percent"] for c in admin_countries if c["code"] == "TH"] == ["10"]
 
@@ -185,7 +186,8 @@ def test_saving_the_same_values_again_records_nothing(client):
 
 def test_help_texts_and_the_support_contact_are_saved_per_language_and_reset(client, app, telegram):
     saved = save(client, texts={"faq": {"ru": "Вопрос?\nОтвет."}}, support_contact="@shop_help")
-    assert saved["texts"]["faq"]["ru"] == "Вопрос?\nОтвет." and saved["custom_texts"]["faq"] == {"en": False, "ru": True}
+    assert saved["texts"]["faq"]["ru"] == "Вопрос?\nОтвет."
+    assert saved["custom_texts"]["faq"] == {"en": False, "ru": True}
     assert "When does my plan start?" in saved["texts"]["faq"]["en"]
     assert shop(app).support_contact() == "@shop_help"
     post(client, updates.command(BUYER, "/help"))
@@ -248,7 +250,8 @@ def test_every_gunicorn_worker_uses_a_new_markup_within_seconds(tmp_path, esimgo
         deadline = time.monotonic() + 30
         loaded: set[str] = set()
         while loaded < workers and time.monotonic() < deadline:
-            loaded = set(re.findall(r"^\S+ \S+ (\d+) catalogue INFO catalogue: \d+ bundles loaded", log.read_text(), re.M))
+            loaded = set(re.findall(r"^\S+ \S+ (\d+) catalogue INFO catalogue: \d+ bundles loaded", log.read_text(),
+                                    re.M))
             time.sleep(0.1)
         assert loaded >= workers, log.read_text()[-2000:]
         waiting = requests.post(f"{url}/api/telegram/stars/create-invoice", json={"bundle_name": BUNDLE},
