@@ -188,9 +188,12 @@ class Catalogue:
             index = self._index
             if index is not None and index.prices != prices:
                 started = time.monotonic()
-                index = self._index = CatalogueIndex(index.bundles, prices, index.fetched_at)
-                log.info("catalogue: %d plans repriced for the new price settings in %.3fs", len(index.plans),
-                         time.monotonic() - started)
+                repriced = CatalogueIndex(index.bundles, prices, index.fetched_at)
+                if self._index is index:  # a fresh catalogue loaded meanwhile is already priced: it stays
+                    self._index = repriced
+                    log.info("catalogue: %d plans repriced for the new price settings in %.3fs",
+                             len(repriced.plans), time.monotonic() - started)
+                index = self._index
             return index
 
     def plan(self, name: str) -> Plan | None:

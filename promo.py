@@ -13,7 +13,7 @@ import secrets
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -29,6 +29,7 @@ KINDS = ("local", "regional", "global")  # plan kinds that may stand for every p
 FIELDS = ("code", "percent_off", "amount_off_usd", "starts_at", "ends_at", "max_uses", "once_per_buyer",
           "destinations", "active")
 ZERO = Decimal("0.00")
+PAYMENT_GRACE = timedelta(minutes=5)  # Telegram pays within seconds of an accepted pre-checkout
 TRIES_ALLOWED = 20  # promo code checks per buyer in TRIES_WINDOW_SECONDS: plenty for a traveller, slow for a guesser
 TRIES_WINDOW_SECONDS = 600
 
@@ -39,7 +40,7 @@ UNKNOWN, NOT_STARTED, EXPIRED, USED_UP, ALREADY_USED, NOT_APPLICABLE = (
 
 def key(code: str) -> str:
     """The code as compared: Unicode-normalised and case-folded, so SUMMER20, summer20 and Ｓｕｍｍｅｒ20 are one."""
-    return unicodedata.normalize("NFKC", code).strip().casefold()
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", code).strip().casefold())
 
 
 def _code_error(code: Any) -> str | None:
@@ -70,10 +71,10 @@ def parse_time(value: Any, field: str, errors: dict[str, str], end: bool = False
             moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
             if moment.tzinfo is None:
                 moment = moment.replace(tzinfo=UTC)
-    except ValueError:
+        return moment.astimezone(UTC).isoformat(timespec="seconds")
+    except (ValueError, OverflowError):  # OverflowError: year 1 or 9999 moved across a time zone
         errors[field] = "Must be a date or time in ISO 8601, e.g. 2026-12-31 or 2026-12-31T18:00:00Z."
         return None
-    return moment.astimezone(UTC).isoformat(timespec="seconds")
 
 
 def clean(body: Any, existing: Mapping[str, Any] | None, areas: Iterable[str]) -> dict[str, Any]:
@@ -94,13 +95,13 @@ def clean(body: Any, existing: Mapping[str, Any] | None, areas: Iterable[str]) -
         errors["code"] = "A code cannot be renamed: create a new one."
 
     if "percent_off" in body and body["percent_off"] not in (None, ""):
-        percent = decimal_value(body["percent_off"])
-        if percent is None or not 0 < percent <= 100:
-            errors["percent_off"] = "Must be a percent more than 0 and at most 100."
+        percent = decimal_value(body["percent_off"], places=2)
+        if percent is None or not Decimal("0.01") <= percent <= 100:
+            errors["percent_off"] = "Must be a percent from 0.01 to 100, with at most 2 decimals."
         else:
             record.update(percent_off=text(percent), amount_off_usd=None)
     if "amount_off_usd" in body and body["amount_off_usd"] not in (None, ""):
-        amount = decimal_value(body["amount_off_usd"])
+        amount = decimal_value(body["amount_off_usd"], places=2)
         if "percent_off" in body and body["percent_off"] not in (None, ""):
             errors["amount_off_usd"] = "Give either percent_off or amount_off_usd, not both."
         elif amount is None or not 0 < amount <= AMOUNT_MAX or amount != amount.quantize(CENT):
@@ -228,13 +229,15 @@ def price_with(promo: Promo, price: Price, settings: PriceSettings) -> tuple[Pri
 
 
 def holds_use(order: Mapping[str, Any], now: datetime) -> str | None:
-    """"used" for a paid order with the code (not refunded), "held" for a checkout that may still be paid."""
+    """"used" for a paid order with the code (not refunded), "held" for a checkout that may still be paid: unpaid
+    until PAYMENT_GRACE after its invoice expired (or was replaced), since a buyer whose pre-checkout was accepted
+    just before may still pay it (a payment is never turned away: `purchase.record_payment`)."""
     status = order.get("status")
     if status in (orders.PAID, orders.PROVISIONING, orders.COMPLETED, orders.FAILED):
         return "used"
-    if status == orders.AWAITING_PAYMENT:
+    if status in (orders.AWAITING_PAYMENT, orders.EXPIRED):
         expires = orders.parse_time(order.get("expires_at"))
-        return "held" if expires is None or expires > now else None
+        return "held" if expires is None or expires + PAYMENT_GRACE > now else None
     return None
 
 
@@ -248,7 +251,7 @@ def refusal(promo: Promo | None, kind: str, area: str, buyer_id: int, with_code:
         return UNKNOWN
     if promo.starts_at and now < promo.starts_at:
         return NOT_STARTED
-    if promo.ends_at and now >= promo.ends_at:
+    if promo.ends_at and now > promo.ends_at:  # ends_at is the code's last second
         return EXPIRED
     if not promo.applies_to(kind, area):
         return NOT_APPLICABLE
@@ -272,7 +275,7 @@ def tally(record: Mapping[str, Any], with_code: list[dict[str, Any]], now: datet
     state = "active"
     if not promo.active:
         state = "paused"
-    elif promo.ends_at and now >= promo.ends_at:
+    elif promo.ends_at and now > promo.ends_at:
         state = "ended"
     elif promo.starts_at and now < promo.starts_at:
         state = "scheduled"

@@ -221,7 +221,8 @@ def create_invoice(*, store: OrderStore, catalogue: Catalogue, telegram: BotApi,
             now = datetime.now(UTC)
             for earlier in with_code:  # one held use per buyer and code: this checkout replaces an unpaid one
                 if orders.belongs_to(earlier, buyer.id) and promo_rules.holds_use(earlier, now) == "held":
-                    orders.move(tx.get(earlier["id"]), orders.EXPIRED,
+                    # Held a little longer for others (promo.PAYMENT_GRACE): it may be on the buyer's payment sheet.
+                    orders.move(tx.get(earlier["id"]), orders.EXPIRED, expires_at=now.isoformat(timespec="seconds"),
                                 last_error="replaced by a newer checkout with its promo code")
             offer = quote(catalogue, shop, store, buyer, plan, code, lang, with_code)
         order = new_order(buyer, offer, settings.order_expiry_minutes, top_up_of)
@@ -320,6 +321,12 @@ def record_payment(store: OrderStore, message: types.Message, outbox: Outbox | N
                         paid_stars=payment.total_amount)
             if outbox:
                 outbox.add(order, events.PAYMENT_SUCCEEDED)  # in this same change: recorded together or not at all
+            if order.get("promo_id"):  # the code is used: another checkout of the buyer's with it may not be paid
+                for other in tx.sold_with_promo(order["promo_id"]):
+                    if other["id"] != order["id"] and orders.belongs_to(other, payer.id) \
+                            and other.get("status") == orders.AWAITING_PAYMENT:
+                        orders.move(tx.get(other["id"]), orders.EXPIRED, expires_at=now,
+                                    last_error="another checkout with its promo code was paid")
             result = copy.deepcopy(order)
         else:
             # Keep the money traceable and refundable as an order of its own.

@@ -92,9 +92,10 @@ def _refused(exc: PurchaseError) -> tuple[Response, int]:
     return jsonify(error=exc.code, message=exc.message, **exc.extra), exc.status
 
 
-def _promo_tries_left(body: Any) -> tuple[Response, int] | None:
-    """A 429 when this buyer has tried too many promo codes lately (guessing them one by one), else None."""
-    if not isinstance(body, dict) or body.get("promo_code", body.get("code")) in (None, ""):
+def _promo_tries_left(body: Any, field: str) -> tuple[Response, int] | None:
+    """A 429 when this buyer has tried too many promo codes lately (guessing them one by one), else None. `field`
+    is where the route reads the code from: a request carrying one anywhere else is not asking about a code."""
+    if not isinstance(body, dict) or body.get(field) in (None, ""):
         return None
     buyer = current_buyer()
     if extensions.get("promo_throttle").attempt(str(buyer.id)):
@@ -107,7 +108,7 @@ def _promo_tries_left(body: Any) -> tuple[Response, int] | None:
 @buyer_required
 def promo_check() -> Response | tuple[Response, int]:
     body = request.get_json(silent=True)
-    throttled = _promo_tries_left(body)
+    throttled = _promo_tries_left(body, "code")
     if throttled:
         return throttled
     try:
@@ -122,7 +123,7 @@ def promo_check() -> Response | tuple[Response, int]:
 @buyer_required
 def stars_invoice() -> Response | tuple[Response, int]:
     body = request.get_json(silent=True)
-    throttled = _promo_tries_left(body)
+    throttled = _promo_tries_left(body, "promo_code")
     if throttled:
         return throttled
     try:

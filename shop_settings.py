@@ -54,18 +54,28 @@ class SettingsInvalid(ValueError):
 # ---- reading values ----------------------------------------------------------------------------------
 
 
-def decimal_value(value: Any) -> Decimal | None:
-    """A number the owner sent (string or JSON number), or None if it is not one."""
+DECIMALS_MAX = 6  # places after the point: 0.013 USD per Star, 12.5 % — never an exponent or a tiny fraction
+DIGITS_MAX = 12
+
+
+def decimal_value(value: Any, places: int = DECIMALS_MAX) -> Decimal | None:
+    """A number the owner sent (string or JSON number) with at most `places` decimals, or None if it is not one.
+    Plain notation only: "1e-10000" would pass a range check and then price a plan at 10^10000 Stars."""
     if isinstance(value, bool) or not isinstance(value, (str, int, float, Decimal)):
         return None
-    text = str(value).strip()
-    if not text or len(text) > 24:
+    written = str(value).strip()
+    if not written or len(written) > 24 or "e" in written.lower():
         return None
     try:
-        number = Decimal(text)
+        number = Decimal(written)
     except InvalidOperation:
         return None
-    return number if number.is_finite() else None
+    if not number.is_finite():
+        return None
+    sign, digits, exponent = number.normalize().as_tuple()
+    if -exponent > places or len(digits) > DIGITS_MAX:  # type: ignore[operator]
+        return None
+    return number + 0  # no "-0"
 
 
 def text(value: Decimal) -> str:
@@ -78,10 +88,10 @@ _PRICE_RULES: dict[str, tuple[Decimal, bool, Decimal, bool, str]] = {
     "markup": (Decimal(1), True, Decimal(10), True,
                "Must be from 1 to 10 (1.29 = 29 % over cost): below 1 the shop sells under cost."),
     "stars_markup": (Decimal(1), True, Decimal(10), True, "Must be from 1 to 10 (1.05 = 5 % more for Stars)."),
-    "stars_fee": (Decimal(0), True, Decimal(1), False,
-                  "Must be 0 or more and below 1: Telegram's share of a Stars payment, e.g. 0.25."),
-    "stars_usd_rate": (Decimal(0), False, Decimal(1), True,
-                       "Must be more than 0 and at most 1: USD per Star, e.g. 0.013."),
+    "stars_fee": (Decimal(0), True, Decimal("0.5"), True,
+                  "Must be from 0 to 0.5: Telegram's share of a Stars payment, e.g. 0.25."),
+    "stars_usd_rate": (Decimal("0.001"), True, Decimal("0.1"), True,
+                       "Must be from 0.001 to 0.1: USD per Star, e.g. 0.013."),
 }
 
 
@@ -89,7 +99,7 @@ def _price_value(key: str, value: Any) -> tuple[Decimal | None, str | None]:
     number = decimal_value(value)
     low, low_in, high, high_in, why = _PRICE_RULES[key]
     if number is None:
-        return None, "Must be a number. " + why
+        return None, f"Must be a plain number with at most {DECIMALS_MAX} decimals. " + why
     if number < low or (number == low and not low_in) or number > high or (number == high and not high_in):
         return None, why
     return number, None
@@ -110,9 +120,9 @@ def _country_markups(value: Any, markup: Decimal, errors: dict[str, str]) -> dic
         if len(code) != 2 or not ("A" <= code[0] <= "Z" and "A" <= code[1] <= "Z"):
             errors[field] = "Must be a two-letter country code, e.g. TH."
             continue
-        percent = decimal_value(raw_percent)
+        percent = decimal_value(raw_percent, places=2)
         if percent is None:
-            errors[field] = "Must be a number of percent, e.g. 10."
+            errors[field] = "Must be a number of percent with at most 2 decimals, e.g. 10 or 12.5."
         elif not COUNTRY_PERCENT_MIN <= percent <= COUNTRY_PERCENT_MAX:
             errors[field] = f"Must be from {COUNTRY_PERCENT_MIN} to {COUNTRY_PERCENT_MAX} percent."
         elif markup * (1 + percent / 100) < 1:
@@ -151,6 +161,7 @@ class ShopSettings:
         self.backups = Path(backups) if backups else self.file.path.parent / "backups" / "settings"
         self.env = defaults
         self._last_good: dict[str, Any] = {}
+        self._problem: str | None = None
         self._derived: dict[str, tuple[dict[str, Any], Any]] = {}  # name -> (the data it came from, value)
 
     # -- reads --
@@ -159,9 +170,15 @@ class ShopSettings:
         """The file's contents (cached until it changes; never modify). A file that cannot be read leaves the
         last good contents in force and says so in the log: a bad hand edit must not stop the shop."""
         try:
-            self._last_good = self.file.read()
-        except StorageError as exc:
-            log.error("shop settings: %s; using the last good settings", exc)
+            data = self.file.read()
+            if data is not self._last_good:
+                _check_stored(data)  # wrong types from a hand edit are as unusable as broken JSON
+                self._last_good = data
+                self._problem = None
+        except (StorageError, ValueError, TypeError, AttributeError) as exc:
+            if str(exc) != self._problem:  # said once, not on every request
+                self._problem = str(exc)
+                log.error("shop settings: %s; using the last good settings", exc)
         return self._last_good
 
     def _derive(self, name: str, make: Callable[[dict[str, Any]], Any]) -> Any:
@@ -341,6 +358,31 @@ class ShopSettings:
         for old in kept[:-BACKUPS_KEPT]:
             with contextlib.suppress(FileNotFoundError):
                 old.unlink()
+
+
+def _check_stored(data: dict[str, Any]) -> None:
+    """A ValueError naming the first stored value the shop could not use (the file was edited by hand)."""
+    values = data.get("values", {})
+    if not isinstance(values, dict):
+        raise ValueError("settings.json: values must be an object")
+    for key in PRICE_KEYS:
+        if key in values and decimal_value(values[key]) is None:
+            raise ValueError(f"settings.json: {key} is not a number: {str(values[key])[:40]!r}")
+    country = values.get("country_markups", {})
+    if not isinstance(country, dict) or any(decimal_value(p, 2) is None for p in country.values()):
+        raise ValueError("settings.json: country_markups must map country codes to percents")
+    texts = values.get("texts", {})
+    if not isinstance(texts, dict) or not all(isinstance(t, dict) and all(isinstance(v, str) for v in t.values())
+                                              for t in texts.values()):
+        raise ValueError("settings.json: texts must map each text to its languages' strings")
+    if not isinstance(values.get("support_contact", ""), str):
+        raise ValueError("settings.json: support_contact must be text")
+    codes = data.get("promocodes", {})
+    if not isinstance(codes, dict) or not all(
+            isinstance(c, dict) and isinstance(c.get("id"), str) and isinstance(c.get("code"), str)
+            and (decimal_value(c.get("percent_off") or 0) is not None)
+            and (decimal_value(c.get("amount_off_usd") or 0) is not None) for c in codes.values()):
+        raise ValueError("settings.json: promocodes must be the codes as the console saves them")
 
 
 def record(data: dict[str, Any], who: str, changes: dict[str, Any]) -> None:

@@ -286,3 +286,40 @@ def test_every_gunicorn_worker_uses_a_new_markup_within_seconds(tmp_path, esimgo
         assert took < 10
     finally:
         stop(web)
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"stars_usd_rate": "1e-10000"}, "stars_usd_rate"),
+    ({"stars_usd_rate": "1E-2"}, "stars_usd_rate"),
+    ({"markup": "1.0000001"}, "markup"),
+    ({"stars_fee": "0.9999999999999999999999"}, "stars_fee"),
+    ({"stars_fee": "0.6"}, "stars_fee"),
+    ({"country_markups": {"TH": "1e-99999"}}, "country_markups.TH"),
+    ({"country_markups": {"TH": "10.125"}}, "country_markups.TH"),
+])
+def test_numbers_that_would_pass_a_range_but_break_pricing_are_refused(client, body, field):
+    for route in ("/api/admin/settings", "/api/admin/settings/preview"):
+        method = client.put if route.endswith("settings") else client.post
+        answer = method(route, json=body, headers=ADMIN)
+        assert answer.status_code == 400 and field in answer.get_json()["fields"]
+    assert thai_plan(client) == ("3.06", 314)
+
+
+@pytest.mark.parametrize("stored", [
+    {"values": {"markup": "1,35"}},
+    {"values": {"markup": ["1.35"]}},
+    {"values": {"country_markups": {"TH": "ten"}}},
+    {"values": {"country_markups": ["TH"]}},
+    {"values": {"texts": {"faq": "Q?"}}},
+    {"values": "markup"},
+    {"promocodes": {"x": {"code": "X"}}},
+    [],
+])
+def test_a_hand_edit_with_wrong_types_leaves_the_last_good_settings_in_force(client, data_dir, caplog, tma, stored):
+    save(client, country_markups={"TH": 10})
+    (data_dir / "settings.json").write_text(json.dumps(stored))
+    assert thai_plan(client) == ("3.37", 346)
+    assert client.get("/help").status_code == 200
+    assert client.post("/api/promo/check", json={"code": "X", "bundle_name": BUNDLE},
+                       headers={"Authorization": tma(BUYER)}).status_code == 200
+    assert caplog.text.count("using the last good settings") == 1  # said once, not on every request

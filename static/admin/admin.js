@@ -2,9 +2,10 @@
    (resend, retry, refund); with BACKEND_WEBHOOK_URL set, the order events its backend has not taken yet, each
    with Send again (issue 13). templates/admin.html is chrome only; everything shown comes from /api/admin/* after
    login and is written as text (textContent, createElement, SVG through the DOM): order fields are buyer- and
-   vendor-controlled, so no API value ever reaches innerHTML. The CSRF token lives in this closure only; the
-   session cookie is HttpOnly. The shop's settings views (prices, promo codes, help texts: static/admin/settings.js)
-   are added through the small interface at the end, window.esimsAdmin. */
+   vendor-controlled, so no API value ever reaches innerHTML. The CSRF token lives in this closure; the session
+   cookie is HttpOnly. The shop's settings views (prices, promo codes, help texts: static/admin/settings.js) are
+   added through the small interface at the end, window.esimsAdmin, whose api() sends the token without showing it
+   (the page's CSP runs no script but our own two). */
 (function () {
   "use strict";
 

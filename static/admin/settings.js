@@ -157,6 +157,9 @@
   function pricesDraft() {
     const body = {};
     for (const key of PRICE_KEYS) body[key] = $("set-" + key).value.trim();
+    // Only once the countries are drawn: without them (catalogue loading, a failed request) the form has no
+    // country inputs, and an empty map would wipe every country markup on save.
+    if (!state.countries) return body;
     const markups = {};
     for (const input of $("country-list").querySelectorAll("input[data-country]")) {
       const value = percentValue(input.value);
@@ -177,6 +180,7 @@
     const saved = state.settings || {};
     const body = {};
     for (const key of PRICE_KEYS) if (!sameNumber(draft[key], saved[key])) body[key] = draft[key];
+    if (!draft.country_markups) return body;
     const before = saved.country_markups || {};
     const after = draft.country_markups;
     const codes = new Set([...Object.keys(before), ...Object.keys(after)]);
@@ -656,7 +660,27 @@
     body.once_per_buyer = $("promo-once").checked;
     body.active = $("promo-active").checked;
     body.destinations = [...state.destinations];
-    return body;
+    return state.editing ? promoChanges(body) : body;
+  }
+
+  /* An edit sends only what the owner changed in the form: a form opened before someone paused the code (or
+     before another change) does not quietly put the old values back. */
+  function promoChanges(body) {
+    const was = state.promos.find((p) => p.code === state.editing);
+    if (!was) return body;
+    const time = (value) => (value ? new Date(value).getTime() : null);
+    const same = {
+      percent_off: (v) => was.percent_off !== null && sameNumber(v === null ? "" : v, was.percent_off),
+      amount_off_usd: (v) => was.amount_off_usd !== null && sameNumber(v === null ? "" : v, was.amount_off_usd),
+      starts_at: (v) => time(v) === time(was.starts_at),
+      ends_at: (v) => time(v) === time(was.ends_at),
+      destinations: (v) => JSON.stringify(v) === JSON.stringify(was.destinations || []),
+    };
+    const changes = {};
+    for (const [key, value] of Object.entries(body)) {
+      if (!(same[key] ? same[key](value) : value === was[key])) changes[key] = value;
+    }
+    return changes;
   }
 
   async function savePromo(event) {
@@ -665,7 +689,7 @@
     const outcome = $("promo-form-outcome");
     const editing = state.editing;
     const button = $("promo-save");
-    if (!$("promo-off").value.trim()) {  // the server keeps an edited code's discount when none is sent
+    if (!$("promo-off").value.trim()) {  // a code always has its discount (the server refuses one without)
       showFieldErrors(form, { percent_off: "Give the discount: a percent or an amount in USD." }, true);
       return;
     }

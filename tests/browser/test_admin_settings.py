@@ -134,12 +134,13 @@ def test_invalid_prices_are_refused_next_to_their_fields_and_nothing_is_saved(co
     expect(page.locator("#set-markup")).to_have_attribute("aria-invalid", "true")
     expect(page.locator("#preview-status")).to_contain_text("Mend the values marked in red")
     page.fill("#set-stars_fee", "-0.1")
-    expect(page.locator("#err-stars_fee")).to_contain_text("Must be 0 or more and below 1")
+    expect(page.locator("#err-stars_fee")).to_contain_text("Must be from 0 to 0.5")
     expect(page.locator("#err-markup")).to_be_visible()
     page.fill("#country-q", "TH")
     page.locator('#country-list li[data-country="TH"] input').fill("ten")
     page.fill("#country-q", "")
-    expect(page.locator("#err-cm-TH")).to_have_text("Must be a number of percent, e.g. 10.")
+    expect(page.locator("#err-cm-TH")).to_have_text(
+        "Must be a number of percent with at most 2 decimals, e.g. 10 or 12.5.")
     expect(page.locator("#err-stars_markup")).to_be_hidden()
 
     # Saving anyway: refused as a whole, the reasons stay, and nothing the owner typed is lost.
@@ -188,7 +189,7 @@ def test_owner_creates_edits_pauses_and_deletes_a_promo_code(console, shop):
     page.select_option("#promo-dest-pick", "TH")
     expect(page.locator('#promo-dests li[data-destination="TH"]')).to_contain_text("Thailand")
     page.click("#promo-save")
-    expect(page.locator("#err-promo-off")).to_have_text("Must be a percent more than 0 and at most 100.")
+    expect(page.locator("#err-promo-off")).to_have_text("Must be a percent from 0.01 to 100, with at most 2 decimals.")
     expect(page.locator("#promo-off")).to_have_attribute("aria-invalid", "true")
     expect(page.locator("#promo-form-outcome")).to_contain_text("The promo code was not saved")
     assert admin_get(shop, "/api/admin/promocodes")["promocodes"] == []
