@@ -23,7 +23,6 @@ on 127.0.0.1) and measures over HTTP with `Authorization: Bearer <ADMIN_TOKEN>`:
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import logging
 import os
@@ -48,7 +47,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "bench")]
 
-from report import chosen_sizes, markdown_table, ms  # noqa: E402
+from report import markdown_table, ms, sized_arguments  # noqa: E402
 from sandboxes.esimgo import EsimGoSandbox  # noqa: E402
 from sandboxes.telegram import TelegramSandbox  # noqa: E402
 from storage import OrderStore  # noqa: E402
@@ -463,11 +462,7 @@ def table(results: list[Result], probes_names: list[str]) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="10k,50k", help="comma-separated: " + ", ".join(SIZES))
-    parser.add_argument("--runs", type=int, default=30, help="timed calls of each request (warm)")
-    args = parser.parse_args()
-    labels = chosen_sizes(parser, args.sizes, SIZES)
+    args, labels = sized_arguments(__doc__, SIZES, "10k,50k", 30, "timed calls of each request (warm)")
     logging.disable(logging.CRITICAL)
     workdir = Path(tempfile.mkdtemp(prefix="esimsdata-admin-bench-"))
     esimgo, telegram = EsimGoSandbox().start(), TelegramSandbox().start()

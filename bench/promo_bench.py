@@ -22,7 +22,6 @@ sandboxes on 127.0.0.1) and measures, each variant in turn within every round so
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -51,7 +50,7 @@ from auth import sign_init_data  # noqa: E402
 from conftest import ADMIN_TOKEN, BOT_TOKEN, make_config  # noqa: E402
 from durable import atomic_write  # noqa: E402
 from history import make_history  # noqa: E402
-from report import chosen_sizes, markdown_table, median_p95, ms  # noqa: E402
+from report import markdown_table, median_p95, ms, sized_arguments  # noqa: E402
 from sandboxes.esimgo import EsimGoSandbox  # noqa: E402
 from sandboxes.telegram import TelegramSandbox  # noqa: E402
 from storage_bench import fetch_catalogue, timed  # noqa: E402
@@ -308,11 +307,7 @@ def table(results: list[Result]) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="10k,50k", help="comma-separated: " + ", ".join(SIZES))
-    parser.add_argument("--runs", type=int, default=40, help="timed calls of each variant")
-    args = parser.parse_args()
-    labels = chosen_sizes(parser, args.sizes, SIZES)
+    args, labels = sized_arguments(__doc__, SIZES, "10k,50k", 40, "timed calls of each variant")
     logging.disable(logging.CRITICAL)
     workdir = Path(tempfile.mkdtemp(prefix="esimsdata-promo-bench-"))
     esimgo, telegram = EsimGoSandbox().start(), TelegramSandbox().start()

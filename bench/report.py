@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import statistics
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -14,13 +15,21 @@ def markdown_table(rows: Sequence[tuple[str, Callable[[Any], str]]], results: Se
     return lines
 
 
-def chosen_sizes(parser: Any, text: str, sizes: dict[str, Any]) -> list[str]:
-    """The sizes named in `--sizes` ("10k,50k"), in order; an unknown one is the command line's error."""
-    labels = [s.strip() for s in text.split(",") if s.strip()]
+def sized_arguments(doc: str, sizes: dict[str, Any], default_sizes: str, runs: int, runs_help: str,
+                    extra: Callable[[argparse.ArgumentParser], None] | None = None) -> tuple[Any, list[str]]:
+    """A bench's command line: `--sizes` (checked against `sizes`, in the order given), `--runs`, and whatever
+    `extra` adds; returns the arguments and the chosen size labels."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--sizes", default=default_sizes, help="comma-separated: " + ", ".join(sizes))
+    parser.add_argument("--runs", type=int, default=runs, help=runs_help)
+    if extra:
+        extra(parser)
+    args = parser.parse_args()
+    labels = [s.strip() for s in args.sizes.split(",") if s.strip()]
     unknown = [s for s in labels if s not in sizes]
     if unknown:
         parser.error(f"unknown sizes: {', '.join(unknown)}")
-    return labels
+    return args, labels
 
 
 def ms(values: Sequence[float], q: float = 0.5) -> str:

@@ -39,7 +39,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "bench")]
 import updates  # noqa: E402
 from auth import sign_init_data  # noqa: E402
 from history import FIRST_USER, make_history, write_earlier_layout  # noqa: E402
-from report import chosen_sizes, markdown_table, ms  # noqa: E402
+from report import markdown_table, ms, sized_arguments  # noqa: E402
 from sandboxes.esimgo import EsimGoSandbox  # noqa: E402
 from sandboxes.telegram import TelegramSandbox  # noqa: E402
 
@@ -293,13 +293,12 @@ def table(results: list[Result]) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="1k,10k,50k,20k-hot", help="comma-separated: " + ", ".join(SIZES))
-    parser.add_argument("--runs", type=int, default=20, help="sequential payments per history")
-    parser.add_argument("--baseline", metavar="REV", help="also measure this git commit (e.g. the version before)")
-    parser.add_argument("--baseline-runs", type=int, default=5)
-    args = parser.parse_args()
-    labels = chosen_sizes(parser, args.sizes, SIZES)
+    def baseline(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--baseline", metavar="REV", help="also measure this git commit (e.g. the version before)")
+        parser.add_argument("--baseline-runs", type=int, default=5)
+
+    args, labels = sized_arguments(__doc__, SIZES, "1k,10k,50k,20k-hot", 20, "sequential payments per history",
+                                   baseline)
     logging.disable(logging.CRITICAL)
     workdir = Path(tempfile.mkdtemp(prefix="esimsdata-storage-bench-"))
     esimgo, telegram = EsimGoSandbox().start(), TelegramSandbox().start()
