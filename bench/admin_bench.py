@@ -24,7 +24,6 @@ on 127.0.0.1) and measures over HTTP with `Authorization: Bearer <ADMIN_TOKEN>`:
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import random
 import re
@@ -32,7 +31,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -51,7 +49,7 @@ from report import markdown_table, ms, sized_arguments  # noqa: E402
 from sandboxes.esimgo import EsimGoSandbox  # noqa: E402
 from sandboxes.telegram import TelegramSandbox  # noqa: E402
 from storage import OrderStore  # noqa: E402
-from storage_bench import fetch_catalogue, free_port, rss_mb  # noqa: E402
+from storage_bench import bench_setup, free_port, rss_mb  # noqa: E402
 
 BOT_TOKEN = "123456789:BENCH-token"
 ADMIN_TOKEN = "bench-admin-token-0123456789abcdef"
@@ -463,11 +461,7 @@ def table(results: list[Result], probes_names: list[str]) -> str:
 
 def main() -> int:
     args, labels = sized_arguments(__doc__, SIZES, "10k,50k", 30, "timed calls of each request (warm)")
-    logging.disable(logging.CRITICAL)
-    workdir = Path(tempfile.mkdtemp(prefix="esimsdata-admin-bench-"))
-    esimgo, telegram = EsimGoSandbox().start(), TelegramSandbox().start()
-    try:
-        catalogue = fetch_catalogue(workdir, esimgo, telegram)
+    with bench_setup("admin") as (workdir, esimgo, telegram, catalogue):
         results = []
         for label in labels:
             print(f"... {label}", file=sys.stderr, flush=True)
@@ -475,10 +469,6 @@ def main() -> int:
         print(f"esimsdata admin console benchmark, {os.cpu_count()} cores, gunicorn with 2 workers; "
               f"orders over {DAYS} days; {args.runs} timed calls of each request")
         print(table(results, [name for name, _ in requests_for(Probes())]))
-    finally:
-        esimgo.stop()
-        telegram.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
     return 0
 
 

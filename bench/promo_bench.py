@@ -23,12 +23,10 @@ sandboxes on 127.0.0.1) and measures, each variant in turn within every round so
 from __future__ import annotations
 
 import json
-import logging
 import os
 import random
 import shutil
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -53,7 +51,7 @@ from history import make_history  # noqa: E402
 from report import markdown_table, median_p95, ms, sized_arguments  # noqa: E402
 from sandboxes.esimgo import EsimGoSandbox  # noqa: E402
 from sandboxes.telegram import TelegramSandbox  # noqa: E402
-from storage_bench import fetch_catalogue, timed  # noqa: E402
+from storage_bench import bench_setup, timed  # noqa: E402
 
 SIZES = {"10k": 10_000, "50k": 50_000}
 DAYS = 300
@@ -308,11 +306,7 @@ def table(results: list[Result]) -> str:
 
 def main() -> int:
     args, labels = sized_arguments(__doc__, SIZES, "10k,50k", 40, "timed calls of each variant")
-    logging.disable(logging.CRITICAL)
-    workdir = Path(tempfile.mkdtemp(prefix="esimsdata-promo-bench-"))
-    esimgo, telegram = EsimGoSandbox().start(), TelegramSandbox().start()
-    try:
-        catalogue = fetch_catalogue(workdir, esimgo, telegram)
+    with bench_setup("promo") as (workdir, esimgo, telegram, catalogue):
         results = []
         for label in labels:
             print(f"... {label}", file=sys.stderr, flush=True)
@@ -323,10 +317,6 @@ def main() -> int:
               f"client), vendors as sandboxes on 127.0.0.1; orders over {DAYS} days; {args.runs} timed calls of "
               "each variant")
         print(table(results))
-    finally:
-        esimgo.stop()
-        telegram.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
     return 0
 
 

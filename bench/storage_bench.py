@@ -27,7 +27,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -299,34 +301,43 @@ def main() -> int:
 
     args, labels = sized_arguments(__doc__, SIZES, "1k,10k,50k,20k-hot", 20, "sequential payments per history",
                                    baseline)
-    logging.disable(logging.CRITICAL)
-    workdir = Path(tempfile.mkdtemp(prefix="esimsdata-storage-bench-"))
-    esimgo, telegram = EsimGoSandbox().start(), TelegramSandbox().start()
     codes = [("this", ROOT, args.runs)]
+    with bench_setup("storage") as (workdir, esimgo, telegram, catalogue):
+        try:
+            if args.baseline:
+                baseline = workdir / "baseline"
+                subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(baseline), args.baseline],
+                               check=True, capture_output=True)
+                codes.insert(0, (args.baseline[:10], baseline, args.baseline_runs))
+            results = []
+            for label in labels:
+                for name, code, runs in codes:
+                    print(f"... {label} on {name}", file=sys.stderr, flush=True)
+                    results.append(measure(label, code, name, runs, esimgo, telegram, catalogue, workdir))
+            print(f"esimsdata storage benchmark, {os.cpu_count()} cores, vendors answering instantly on 127.0.0.1; "
+                  f"{args.runs} sequential payments per history" +
+                  (f" ({args.baseline_runs} on {args.baseline})" if args.baseline else ""))
+            print(table(results))
+        finally:
+            if args.baseline:
+                subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(workdir / "baseline")],
+                               capture_output=True)
+    return 0
+
+
+@contextmanager
+def bench_setup(name: str) -> Iterator[tuple[Path, EsimGoSandbox, TelegramSandbox, Path]]:
+    """A bench's work folder, both vendors as sandboxes on 127.0.0.1 and the catalogue on disk (`fetch_catalogue`);
+    the app's logging off, as each bench prints only its table. All of it is gone afterwards."""
+    logging.disable(logging.CRITICAL)
+    workdir = Path(tempfile.mkdtemp(prefix=f"esimsdata-{name}-bench-"))
+    esimgo, telegram = EsimGoSandbox().start(), TelegramSandbox().start()
     try:
-        if args.baseline:
-            baseline = workdir / "baseline"
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(baseline), args.baseline],
-                           check=True, capture_output=True)
-            codes.insert(0, (args.baseline[:10], baseline, args.baseline_runs))
-        catalogue = fetch_catalogue(workdir, esimgo, telegram)
-        results = []
-        for label in labels:
-            for name, code, runs in codes:
-                print(f"... {label} on {name}", file=sys.stderr, flush=True)
-                results.append(measure(label, code, name, runs, esimgo, telegram, catalogue, workdir))
-        print(f"esimsdata storage benchmark, {os.cpu_count()} cores, vendors answering instantly on 127.0.0.1; "
-              f"{args.runs} sequential payments per history" +
-              (f" ({args.baseline_runs} on {args.baseline})" if args.baseline else ""))
-        print(table(results))
+        yield workdir, esimgo, telegram, fetch_catalogue(workdir, esimgo, telegram)
     finally:
-        if args.baseline:
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(workdir / "baseline")],
-                           capture_output=True)
         esimgo.stop()
         telegram.stop()
         shutil.rmtree(workdir, ignore_errors=True)
-    return 0
 
 
 def fetch_catalogue(workdir: Path, esimgo: EsimGoSandbox, telegram: TelegramSandbox) -> Path:
