@@ -19,6 +19,7 @@ from flask import Blueprint, Response, redirect, render_template, request, url_f
 import extensions
 import richtext
 from assets import inline_css, static_url, translations
+from shop_settings import FAQ_TOPICS
 
 bp = Blueprint("pages", __name__)
 
@@ -71,22 +72,17 @@ def _support() -> dict[str, Any]:
 def _help_texts() -> dict[str, Any]:
     """The help page's FAQ and refund policy, per text: None while neither language has the owner's own (the page
     keeps its built-in, re-translated markup), else each language's text in force rendered by richtext.py (FAQ
-    entries; the refund policy's paragraphs), shown by the page in the buyer's language."""
+    entries; the refund policy's paragraphs), shown by the page in the buyer's language. Every page carries the
+    help page (as the router's template), so they are rendered once per change of the settings."""
     shop = extensions.shop()
-    texts, custom = shop.texts(), shop.custom_texts()
-    # Every page carries the help page (as the router's template): render the texts again only once they change
-    # (texts() is the same object until then; kept here, so its identity cannot pass to another).
-    kept = _rendered.get("help")
-    if kept and kept[0] is texts and kept[1] == custom:
-        return kept[2]
-    render = {"faq": richtext.faq, "refund_policy": richtext.blocks}
-    made = {name: {lang: draw(texts[name][lang]) for lang in LANGUAGES} if any(custom[name].values()) else None
-            for name, draw in render.items()}
-    _rendered["help"] = (texts, custom, made)
-    return made
 
+    def render(_: Any) -> dict[str, Any]:
+        texts, custom = shop.texts(), shop.custom_texts()
+        draw = {"faq": richtext.faq, "refund_policy": richtext.blocks}
+        return {name: {lang: make(texts[name][lang]) for lang in LANGUAGES} if any(custom[name].values()) else None
+                for name, make in draw.items()}
 
-_rendered: dict[str, tuple[Any, Any, dict[str, Any]]] = {}
+    return shop.derived("help_html", render)
 
 
 def _bot_url() -> str | None:
@@ -106,6 +102,7 @@ def _template_helpers() -> dict[str, Any]:
         "demo": extensions.settings().demo_mode,
         "support": _support(),
         "help_texts": _help_texts(),
+        "faq_topics": FAQ_TOPICS,  # the built-in FAQ, the same the owner's editor starts from
         "bot_url": _bot_url(),
     }
 

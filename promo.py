@@ -331,7 +331,7 @@ def _summary(record: Mapping[str, Any] | None) -> str | None:
 def create(shop: ShopSettings, body: Any, who: str, areas: Iterable[str]) -> dict[str, Any]:
     """POST /api/admin/promocodes: the stored code (SettingsInvalid, PromoExists)."""
     record = clean(body, None, areas)
-    with shop.change(who) as data:
+    with shop.change() as data:
         codes = data.setdefault("promocodes", {})
         if key(record["code"]) in codes:
             raise PromoExists(codes[key(record["code"])]["code"])
@@ -342,7 +342,7 @@ def create(shop: ShopSettings, body: Any, who: str, areas: Iterable[str]) -> dic
 
 def edit(shop: ShopSettings, code: str, body: Any, who: str, areas: Iterable[str]) -> dict[str, Any]:
     """PUT /api/admin/promocodes/<code>: the changed code (SettingsInvalid, PromoNotFound)."""
-    with shop.change(who) as data:
+    with shop.change() as data:
         codes = data.setdefault("promocodes", {})
         existing = codes.get(key(code))
         if existing is None:
@@ -357,7 +357,7 @@ def edit(shop: ShopSettings, code: str, body: Any, who: str, areas: Iterable[str
 
 def delete(shop: ShopSettings, code: str, who: str) -> None:
     """DELETE /api/admin/promocodes/<code> (PromoNotFound). Orders keep the code they were sold with."""
-    with shop.change(who) as data:
+    with shop.change() as data:
         existing = data.get("promocodes", {}).pop(key(code), None)
         if existing is None:
             raise PromoNotFound(code)

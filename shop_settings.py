@@ -25,7 +25,7 @@ from assets import translations
 from config import Settings
 from durable import atomic_write
 from pricing import PriceSettings
-from storage import JsonStore, StorageError, dumps
+from storage import JsonStore, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +157,7 @@ class ShopSettings:
 
     def __init__(self, path: str | os.PathLike, defaults: Settings, lock_timeout: float = 10.0,
                  backups: str | os.PathLike | None = None) -> None:
-        self.file = JsonStore(path, lock_timeout=lock_timeout)
+        self.file = JsonStore(path, lock_timeout=lock_timeout, before_replace=self._keep_backup)
         self.backups = Path(backups) if backups else self.file.path.parent / "backups" / "settings"
         self.env = defaults
         self._last_good: dict[str, Any] = {}
@@ -181,7 +181,8 @@ class ShopSettings:
                 log.error("shop settings: %s; using the last good settings", exc)
         return self._last_good
 
-    def _derive(self, name: str, make: Callable[[dict[str, Any]], Any]) -> Any:
+    def derived(self, name: str, make: Callable[[dict[str, Any]], Any]) -> Any:
+        """`make(data)`, made again only when the settings change (the help page's HTML, the price settings)."""
         data = self.data()
         cached = self._derived.get(name)
         if cached is None or cached[0] is not data:
@@ -191,7 +192,7 @@ class ShopSettings:
 
     def prices(self) -> PriceSettings:
         """The price settings in force: the same object until they change (the catalogue reprices on a new one)."""
-        return self._derive("prices", self._make_prices)
+        return self.derived("prices", self._make_prices)
 
     def _make_prices(self, data: dict[str, Any]) -> PriceSettings:
         values = data.get("values", {})
@@ -209,7 +210,7 @@ class ShopSettings:
 
     def texts(self) -> dict[str, dict[str, str]]:
         """The help texts in force: {"faq": {"en": …, "ru": …}, "refund_policy": {…}} (the owner's, else built-in)."""
-        return self._derive("texts", self._make_texts)
+        return self.derived("texts", self._make_texts)
 
     def _make_texts(self, data: dict[str, Any]) -> dict[str, dict[str, str]]:
         saved = data.get("values", {}).get("texts", {})
@@ -298,19 +299,16 @@ class ShopSettings:
     # -- changes --
 
     @contextmanager
-    def change(self, who: str) -> Iterator[dict[str, Any]]:
-        """Hold the file's lock and yield its contents to change; on the way out, keep a copy of the previous
-        file and write the new one (if it changed). The caller records what changed with `record()`."""
+    def change(self) -> Iterator[dict[str, Any]]:
+        """Hold the file's lock and yield its contents to change; on the way out the new file replaces the old
+        one (if it changed), a copy of which is kept first (`_keep_backup`). The caller records what changed with
+        `record()`."""
         with self.file.transaction() as data:
-            before = self._read_bytes()
             yield data
-            if before is not None and dumps(data).encode() != before:
-                self._keep_backup(before)
-        log.info("shop settings changed by %s", who)
 
     def update(self, body: Any, who: str) -> dict[str, Any]:
         """PUT /api/admin/settings: validate everything, then save all of it or nothing; returns view()."""
-        with self.change(who) as data:
+        with self.change() as data:
             _, save = self.proposed(body)  # under the lock: against what another admin may just have saved
             values = data.setdefault("values", {})
             changes: dict[str, Any] = {}
@@ -345,15 +343,9 @@ class ShopSettings:
             record(data, who, changes)
         return self.view()
 
-    def _read_bytes(self) -> bytes | None:
-        try:
-            return self.file.path.read_bytes()
-        except FileNotFoundError:
-            return None
-
-    def _keep_backup(self, before: bytes) -> None:
+    def _keep_backup(self, before: str) -> None:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-        atomic_write(self.backups / f"settings-{stamp}-{secrets.token_hex(2)}.json", before)
+        atomic_write(self.backups / f"settings-{stamp}-{secrets.token_hex(2)}.json", before.encode())
         kept = sorted(p for p in self.backups.glob("settings-*.json"))
         for old in kept[:-BACKUPS_KEPT]:
             with contextlib.suppress(FileNotFoundError):

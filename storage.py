@@ -103,10 +103,12 @@ class JsonStore:
     """One small JSON object in one file, shared by threads and processes: locked transactions, atomic
     replace, cached reads. For bounded files only (the webhook's seen-updates file): every change rewrites it."""
 
-    def __init__(self, path: str | os.PathLike, lock_timeout: float = 10.0) -> None:
+    def __init__(self, path: str | os.PathLike, lock_timeout: float = 10.0,
+                 before_replace: Callable[[str], None] | None = None) -> None:
         self.path = Path(path)
         self.lock_path = self.path.with_name(self.path.name + ".lock")
         self.lock_timeout = lock_timeout
+        self.before_replace = before_replace  # given the file's previous text when a change replaces it (a backup)
         # Thread-local by default: threads of one process exclude each other through separate flock()s.
         self._lock = FileLock(str(self.lock_path), timeout=lock_timeout)
         self._cached: tuple[tuple[int, int, int], dict[str, Any]] | None = None
@@ -140,6 +142,8 @@ class JsonStore:
             yield data
             text = dumps(data)
             if text != before:
+                if before is not None and self.before_replace:
+                    self.before_replace(before)
                 atomic_write(self.path, text.encode())
 
 
