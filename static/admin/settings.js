@@ -334,32 +334,43 @@
 
   async function savePrices(event) {
     event.preventDefault();
-    const form = $("prices-form");
-    const outcome = $("prices-outcome");
     if (!state.settings) return;
-    const body = pricesChanges();
+    await saveSettings("prices", pricesChanges(), {
+      describe: describeChanges,
+      nothing: "Nothing to save: every value is the one in force.",
+      saved: (words) => `Saved: ${words}. The catalogue and new invoices use the new prices within seconds; `
+        + "an order already awaiting payment keeps its price.",
+      after: loadCountries,  // their lowest prices, now at the new markups
+      scroll: true,
+    });
+  }
+
+  /* Save one settings view's changes with PUT /api/admin/settings (its form, outcome and button are
+     #<view>-form, -outcome and -save): "nothing to save", the server's reasons by field, or `saved(words)`. */
+  async function saveSettings(view, body, { describe, nothing, saved, after, scroll }) {
+    const form = $(view + "-form");
+    const outcome = $(view + "-outcome");
     if (!Object.keys(body).length) {
-      showOutcome(outcome, { message: "Nothing to save: every value is the one in force.", tone: "ok" });
+      showOutcome(outcome, { message: nothing, tone: "ok" });
       return;
     }
-    const button = $("prices-save");
+    const button = $(view + "-save");
     busy(button, true, "Saving…");
     showOutcome(outcome, null);
     try {
-      const words = describeChanges(body);
+      const words = describe(body);
       const answer = await api("/api/admin/settings", { method: "PUT", body });
       clearFieldErrors(form);
-      applySettings(answer, "prices");
-      showOutcome(outcome, { message: `Saved: ${words}. The catalogue and new invoices use the new prices within `
-        + "seconds; an order already awaiting payment keeps its price.", tone: "ok" });
-      loadCountries();  // their lowest prices, now at the new markups
+      applySettings(answer, view);
+      showOutcome(outcome, { message: saved(words), tone: "ok" });
+      if (after) after();
     } catch (error) {
       if (error.status === 401) return;
       refusedOutcome(outcome, form, error);
     } finally {
       busy(button, false);
     }
-    outcome.focus({ preventScroll: false });
+    outcome.focus({ preventScroll: !scroll });
   }
 
   function undoPrices() {
@@ -821,30 +832,12 @@
 
   async function saveHelp(event) {
     event.preventDefault();
-    const form = $("help-form");
-    const outcome = $("help-outcome");
     if (!state.settings) return;
-    const body = helpChanges();
-    if (!Object.keys(body).length) {
-      showOutcome(outcome, { message: "Nothing to save: the texts are the ones in force.", tone: "ok" });
-      return;
-    }
-    const button = $("help-save");
-    busy(button, true, "Saving…");
-    showOutcome(outcome, null);
-    try {
-      const words = describeHelp(body);
-      const answer = await api("/api/admin/settings", { method: "PUT", body });
-      clearFieldErrors(form);
-      applySettings(answer, "help");
-      showOutcome(outcome, { message: `Saved: ${words}. The help page shows it now.`, tone: "ok" });
-    } catch (error) {
-      if (error.status === 401) return;
-      refusedOutcome(outcome, form, error);
-    } finally {
-      busy(button, false);
-    }
-    outcome.focus({ preventScroll: true });
+    await saveSettings("help", helpChanges(), {
+      describe: describeHelp,
+      nothing: "Nothing to save: the texts are the ones in force.",
+      saved: (words) => `Saved: ${words}. The help page shows it now.`,
+    });
   }
 
   function undoHelp() {
